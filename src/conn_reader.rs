@@ -1,0 +1,212 @@
+//! The connection reader: the one place that reads a connection's stream for the server, and
+//! the background read, abort and release protocol (SPEC.md#background-read).
+//!
+//! It owns the background-read sub-state, the background byte, the hijacked flag and the
+//! running handler's close-notify latches, all under one mutex. It never touches the request
+//! or response buffers, and after [`ConnReader::release`] it holds no request or response
+//! state at all.
+
+use std::io;
+
+use crate::signal::Watch;
+use crate::state::{BackgroundEvent, BackgroundState, InvalidTransition};
+use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::transport::{BackgroundOutcome, BackgroundRead, Transport};
+
+#[derive(Debug)]
+struct ReaderState {
+    background: BackgroundState,
+    /// The byte a background read caught: the first byte of whatever reads next.
+    background_byte: Option<u8>,
+    /// Set by the hijack before it aborts; no background read starts afterwards.
+    hijacked: bool,
+    /// The running handler's latches; `None` outside a handler (after release).
+    watch: Option<Watch>,
+}
+
+/// The reader under a connection's read buffer. See the module docs.
+#[derive(Debug)]
+pub(crate) struct ConnReader {
+    state: Mutex<ReaderState>,
+    /// Signalled whenever a background read completes.
+    completed: Condvar,
+}
+
+impl ConnReader {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(ReaderState {
+                background: BackgroundState::Off,
+                background_byte: None,
+                hijacked: false,
+                watch: None,
+            }),
+            completed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ReaderState> {
+        self.state.lock()
+    }
+
+    /// A handler starts: its latches are watched until [`ConnReader::release`].
+    pub(crate) fn watch(&self, watch: Watch) {
+        self.lock().watch = Some(watch);
+    }
+
+    //= SPEC.md#background-read
+    //# A server MUST NOT have two background reads pending on one connection.
+    /// Starts the one-byte background read unless a byte is already held, the connection is
+    /// hijacked, or a read is already pending. `done` is called with the outcome; it must
+    /// call [`ConnReader::complete`].
+    pub(crate) fn start_background_read<T: Transport>(
+        &self,
+        transport: &T,
+        done: impl FnOnce(BackgroundOutcome) + Send + 'static,
+    ) -> Result<(), InvalidTransition> {
+        let mut state = self.lock();
+        if state.background_byte.is_some()
+            || (state.hijacked && !cfg!(hijack_mutant = "read_after_hijack"))
+        {
+            return Ok(());
+        }
+        if state.background == BackgroundState::Reading
+            && !cfg!(hijack_mutant = "double_background_read")
+        {
+            return Ok(());
+        }
+        state.background = state.background.next(BackgroundEvent::Start)?;
+        drop(state);
+        transport.start_background_read(BackgroundRead::new(done));
+        Ok(())
+    }
+
+    /// Records how the background read ended and wakes any abort waiting for it.
+    pub(crate) fn complete(&self, outcome: BackgroundOutcome) {
+        let mut state = self.lock();
+        match state.background.next(BackgroundEvent::Complete) {
+            Ok(next) => state.background = next,
+            Err(e) => tracing::error!(error = %e, "background read completed twice"),
+        }
+        match outcome {
+            //= SPEC.md#background-read
+            //# A byte caught by the background read MUST be kept and MUST be the first byte
+            //# of whatever reads the connection next.
+            BackgroundOutcome::Byte(byte) => {
+                if cfg!(hijack_mutant = "pipelined_fires_close_notify")
+                    && let Some(watch) = &state.watch
+                {
+                    watch.client_gone();
+                }
+                state.background_byte = Some(byte);
+            }
+            BackgroundOutcome::Eof | BackgroundOutcome::Error(_) => {
+                //= SPEC.md#close-notify
+                //# End of stream or an error from the background read while the handler runs
+                //# MUST fire close-notify and cancel the request.
+                if let Some(watch) = &state.watch {
+                    watch.client_gone();
+                }
+            }
+            BackgroundOutcome::Aborted => {}
+        }
+        drop(state);
+        self.completed.notify_all();
+    }
+
+    //= SPEC.md#abort
+    //# Abort MUST interrupt a pending background read and MUST NOT return before that read
+    //# has completed.
+    /// Interrupts a pending background read and waits until it completed. A byte it caught
+    /// stays held.
+    pub(crate) fn abort<T: Transport>(&self, transport: &T) {
+        let mut state = self.lock();
+        if state.background == BackgroundState::Off {
+            return;
+        }
+        state.background = match state.background.next(BackgroundEvent::Abort) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "invalid abort");
+                return;
+            }
+        };
+        drop(state);
+        // Without our lock: the transport may complete the read on this thread.
+        transport.interrupt_background_read();
+        if cfg!(hijack_mutant = "abort_without_wait") {
+            return;
+        }
+        let mut state = self.lock();
+        while state.background != BackgroundState::Off {
+            state = self.completed.wait(state);
+        }
+    }
+
+    /// Marks the connection hijacked (no background read starts from now on), then aborts
+    /// the pending one. Returns the background byte, which now belongs to the hijacker.
+    pub(crate) fn hijack<T: Transport>(&self, transport: &T) -> Option<u8> {
+        if !cfg!(hijack_mutant = "read_after_hijack") {
+            self.lock().hijacked = true;
+        }
+        self.abort(transport);
+        let byte = self.lock().background_byte.take();
+        if cfg!(hijack_mutant = "lose_background_byte") {
+            return None;
+        }
+        byte
+    }
+
+    /// Reads for the server in the foreground: the background byte first, then the stream.
+    /// End of stream or an error while a handler runs fires its close-notify.
+    pub(crate) fn read<T: Transport>(&self, transport: &T, buf: &mut [u8]) -> io::Result<usize> {
+        {
+            let mut state = self.lock();
+            if state.background != BackgroundState::Off {
+                return Err(io::Error::other(
+                    "foreground read while a background read is pending",
+                ));
+            }
+            if let (Some(byte), Some(slot)) = (state.background_byte, buf.first_mut()) {
+                *slot = byte;
+                state.background_byte = None;
+                return Ok(1);
+            }
+        }
+        let result = transport.read(buf);
+        if matches!(result, Ok(0) | Err(_))
+            && !buf.is_empty()
+            && let Some(watch) = &self.lock().watch
+        {
+            watch.client_gone();
+        }
+        result
+    }
+
+    /// A write to the client failed while the handler runs: cancel the request.
+    pub(crate) fn write_failed(&self) {
+        if let Some(watch) = &self.lock().watch {
+            watch.cancel.fire(crate::Fired::ClientGone);
+        }
+    }
+
+    /// Fires the running handler's cancellation with `reason` (server shutdown).
+    pub(crate) fn cancel(&self, reason: crate::Fired) {
+        if let Some(watch) = &self.lock().watch {
+            watch.cancel.fire(reason);
+        }
+    }
+
+    //= SPEC.md#release
+    //# When the handler returns, the connection reader MUST drop every reference to the
+    //# request's and response's state, and the close-notify handle MUST reach its terminal
+    //# state.
+    /// The handler returned: drop its latches after moving them to their terminal state, so
+    /// nothing the stream does from now on reaches this request.
+    pub(crate) fn release(&self) {
+        let watch = self.lock().watch.take();
+        if let Some(watch) = watch {
+            watch.handler_done();
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! Request framing: the request head and the request body (SPEC.md#bad-input).
+//!
+//! Pure functions over bytes, no I/O: [`parse_head`] turns a buffer into a request head or a
+//! verdict, [`BodyDecoder`] decodes a Content-Length or chunked body incrementally. A head
+//! that [`parse_head`] rejects never becomes a request. Stricter than RFC 9112 allows in a
+//! few places (bare LF, Transfer-Encoding with Content-Length); SPEC.md says why.
+
+use bytes::{Buf, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+/// The most header fields one request head may carry.
+pub const MAX_HEADERS: usize = 128;
+
+/// Why a request head or body was rejected, and the status the client gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Malformed: 400 Bad Request.
+    BadRequest(&'static str),
+    /// The header section is over the limit: 431 Request Header Fields Too Large.
+    HeadTooLarge,
+    /// A transfer coding we do not implement: 501 Not Implemented.
+    UnknownCoding,
+    /// An `Expect` value other than `100-continue`: 417 Expectation Failed.
+    UnknownExpectation,
+}
+
+impl Verdict {
+    /// The status the server answers with before closing the connection.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Verdict::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Verdict::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Verdict::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
+            Verdict::UnknownExpectation => StatusCode::EXPECTATION_FAILED,
+        }
+    }
+
+    /// A short reason, for logs and the response body.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Verdict::BadRequest(why) => why,
+            Verdict::HeadTooLarge => "request header section too large",
+            Verdict::UnknownCoding => "unsupported transfer coding",
+            Verdict::UnknownExpectation => "unsupported expectation",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.status(), self.reason())
+    }
+}
+
+impl std::error::Error for Verdict {}
+
+/// How the request body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes follow the head.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    /// The request method.
+    pub method: Method,
+    /// The request target exactly as sent (origin, absolute, authority or asterisk form).
+    pub target: String,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The header fields, names lower-cased, in order of arrival per name.
+    pub headers: HeaderMap,
+    /// How the body is delimited.
+    pub body: BodyKind,
+    /// Whether the client lets the connection stay open after this request.
+    pub keep_alive: bool,
+    /// Whether the client sent `Expect: 100-continue` (HTTP/1.1 only).
+    pub expect_continue: bool,
+}
+
+/// Parses a request head from the start of `buf`.
+///
+/// `Ok(None)`: more bytes are needed (and `buf` is still under `max_head_bytes`).
+/// `Ok(Some((head, n)))`: the head took the first `n` bytes. `Err`: the verdict.
+pub fn parse_head(
+    buf: &[u8],
+    max_head_bytes: usize,
+) -> Result<Option<(RequestHead, usize)>, Verdict> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= max_head_bytes => len,
+        Ok(httparse::Status::Complete(_)) => return Err(Verdict::HeadTooLarge),
+        Ok(httparse::Status::Partial) => {
+            check_bytes(buf)?;
+            return if buf.len() >= max_head_bytes {
+                Err(Verdict::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(Verdict::HeadTooLarge),
+        Err(e) => return Err(Verdict::BadRequest(parse_error(e))),
+    };
+    check_bytes(&buf[..len])?;
+
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Verdict::BadRequest("invalid method"))?;
+    let target = req.path.unwrap_or_default().to_owned();
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| Verdict::BadRequest("invalid header name"))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| Verdict::BadRequest("invalid header value"))?;
+        headers.append(name, value);
+    }
+
+    if target == "*" && method != Method::OPTIONS {
+        return Err(Verdict::BadRequest("asterisk-form target outside OPTIONS"));
+    }
+    //= SPEC.md#bad-input
+    //# An HTTP/1.1 request without exactly one Host field MUST be answered with 400.
+    if version == Version::HTTP_11 && headers.get_all(http::header::HOST).iter().count() != 1 {
+        return Err(Verdict::BadRequest(
+            "HTTP/1.1 request needs exactly one Host field",
+        ));
+    }
+    let body = body_kind(&headers, version)?;
+    let keep_alive = match version {
+        Version::HTTP_10 => has_token(&headers, http::header::CONNECTION, "keep-alive"),
+        _ => !has_token(&headers, http::header::CONNECTION, "close"),
+    };
+    let expect_continue = match headers.get(http::header::EXPECT) {
+        None => false,
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
+            version == Version::HTTP_11
+        }
+        Some(_) => return Err(Verdict::UnknownExpectation),
+    };
+    Ok(Some((
+        RequestHead {
+            method,
+            target,
+            version,
+            headers,
+            body,
+            keep_alive,
+            expect_continue,
+        },
+        len,
+    )))
+}
+
+//= SPEC.md#bad-input
+//# A request head containing a bare CR, a bare LF, or a NUL byte MUST be answered with 400.
+/// Bytes httparse lets through that we refuse anywhere in a head: NUL, and LF without CR.
+fn check_bytes(head: &[u8]) -> Result<(), Verdict> {
+    if head.contains(&0) {
+        return Err(Verdict::BadRequest("NUL byte in request head"));
+    }
+    for (i, &b) in head.iter().enumerate() {
+        if b == b'\n' && (i == 0 || head[i - 1] != b'\r') {
+            return Err(Verdict::BadRequest("bare LF in request head"));
+        }
+        if b == b'\r' && head.get(i + 1).is_some_and(|&next| next != b'\n') {
+            return Err(Verdict::BadRequest("bare CR in request head"));
+        }
+    }
+    Ok(())
+}
+
+fn parse_error(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name (or obs-fold)",
+        httparse::Error::HeaderValue => "invalid byte in header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Token => "invalid token in request line",
+        httparse::Error::Version => "invalid HTTP version",
+        _ => "malformed request head",
+    }
+}
+
+fn list_items(headers: &HeaderMap, name: http::header::HeaderName) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|item| item.trim_ascii())
+}
+
+fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
+    list_items(headers, name).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+fn is_token(item: &[u8]) -> bool {
+    !item.is_empty()
+        && item
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+//= SPEC.md#bad-input
+//# A request with both Transfer-Encoding and Content-Length, or with Content-Length values
+//# that differ or are not decimal digits, MUST be answered with 400.
+fn body_kind(headers: &HeaderMap, version: Version) -> Result<BodyKind, Verdict> {
+    let has_te = headers.contains_key(http::header::TRANSFER_ENCODING);
+    let has_cl = headers.contains_key(http::header::CONTENT_LENGTH);
+    if has_te {
+        if has_cl {
+            return Err(Verdict::BadRequest(
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        if version == Version::HTTP_10 {
+            return Err(Verdict::BadRequest(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
+        let codings: Vec<&[u8]> = list_items(headers, http::header::TRANSFER_ENCODING)
+            .filter(|item| !item.is_empty())
+            .collect();
+        if codings.is_empty() || !codings.iter().all(|c| is_token(c)) {
+            return Err(Verdict::BadRequest("malformed Transfer-Encoding"));
+        }
+        //= SPEC.md#bad-input
+        //# A transfer coding other than chunked MUST be answered with 501.
+        if !codings.iter().all(|c| c.eq_ignore_ascii_case(b"chunked")) {
+            return Err(Verdict::UnknownCoding);
+        }
+        if codings.len() > 1 {
+            return Err(Verdict::BadRequest("chunked applied more than once"));
+        }
+        return Ok(BodyKind::Chunked);
+    }
+    let mut length = None;
+    for item in list_items(headers, http::header::CONTENT_LENGTH) {
+        let n = parse_decimal(item).ok_or(Verdict::BadRequest("invalid Content-Length"))?;
+        if length.is_some_and(|prev| prev != n) {
+            return Err(Verdict::BadRequest("differing Content-Length values"));
+        }
+        length = Some(n);
+    }
+    Ok(match length {
+        None | Some(0) => BodyKind::Empty,
+        Some(n) => BodyKind::Length(n),
+    })
+}
+
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// The most bytes a chunk-size line (with extensions) or the trailer section may take.
+pub const MAX_CHUNK_LINE: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// Reading the hex size; `digits` so far.
+    Size {
+        size: u64,
+        digits: u32,
+    },
+    /// Whitespace after the size, before `;` or CR.
+    SizeSpace {
+        size: u64,
+    },
+    /// Inside chunk extensions, up to CR.
+    Extension {
+        size: u64,
+    },
+    /// CR seen after the size line; expecting LF.
+    SizeLf {
+        size: u64,
+    },
+    /// Chunk data left.
+    Data {
+        left: u64,
+    },
+    DataCr,
+    DataLf,
+    /// In the trailer section; `at_line_start` and bytes in the current line.
+    Trailer {
+        at_line_start: bool,
+        line: usize,
+    },
+    TrailerLf {
+        end: bool,
+    },
+}
+
+/// Incremental request body decoder: Content-Length or chunked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyDecoder {
+    state: Decoding,
+    line_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decoding {
+    Length(u64),
+    Chunked(Chunk),
+    Done,
+}
+
+/// What one [`BodyDecoder::decode`] step produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// This many body bytes were copied out (at least one).
+    Data(usize),
+    /// The input is used up; more bytes are needed.
+    NeedMore,
+    /// The body is complete.
+    End,
+}
+
+impl BodyDecoder {
+    /// A decoder for a body of `kind`.
+    pub fn new(kind: BodyKind) -> Self {
+        let state = match kind {
+            BodyKind::Empty | BodyKind::Length(0) => Decoding::Done,
+            BodyKind::Length(n) => Decoding::Length(n),
+            BodyKind::Chunked => Decoding::Chunked(Chunk::Size { size: 0, digits: 0 }),
+        };
+        Self {
+            state,
+            line_bytes: 0,
+        }
+    }
+
+    /// Whether the whole body has been decoded.
+    pub fn is_done(&self) -> bool {
+        self.state == Decoding::Done
+    }
+
+    /// Consumes framing and data from the front of `input`, copying body bytes into `out`.
+    pub fn decode(&mut self, input: &mut BytesMut, out: &mut [u8]) -> Result<Decoded, Verdict> {
+        loop {
+            match self.state {
+                Decoding::Done => return Ok(Decoded::End),
+                Decoding::Length(left) => {
+                    let n = take_data(input, out, left);
+                    if n == 0 {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    self.state = if left == n as u64 {
+                        Decoding::Done
+                    } else {
+                        Decoding::Length(left - n as u64)
+                    };
+                    return Ok(Decoded::Data(n));
+                }
+                Decoding::Chunked(Chunk::Data { left }) => {
+                    let n = take_data(input, out, left);
+                    if n == 0 {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let left = left - n as u64;
+                    self.state = Decoding::Chunked(if left == 0 {
+                        Chunk::DataCr
+                    } else {
+                        Chunk::Data { left }
+                    });
+                    return Ok(Decoded::Data(n));
+                }
+                Decoding::Chunked(chunk) => {
+                    if input.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let byte = input.get_u8();
+                    self.line_bytes += 1;
+                    if self.line_bytes > MAX_CHUNK_LINE {
+                        return Err(Verdict::BadRequest(
+                            "chunk line or trailer section too long",
+                        ));
+                    }
+                    self.state = match chunk_step(chunk, byte)? {
+                        Some(next) => Decoding::Chunked(next),
+                        None => Decoding::Done,
+                    };
+                    if matches!(
+                        self.state,
+                        Decoding::Chunked(Chunk::Data { .. } | Chunk::Size { digits: 0, .. })
+                    ) {
+                        self.line_bytes = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn take_data(input: &mut BytesMut, out: &mut [u8], left: u64) -> usize {
+    let n = input
+        .len()
+        .min(out.len())
+        .min(usize::try_from(left).unwrap_or(usize::MAX));
+    out[..n].copy_from_slice(&input[..n]);
+    input.advance(n);
+    n
+}
+
+//= SPEC.md#bad-input
+//# A chunk size that is not hexadecimal, overflows 64 bits, or a chunk whose data is not
+//# followed by CRLF MUST make the body fail; the server MUST then close the connection.
+/// One framing byte of a chunked body. `None`: the body ended.
+fn chunk_step(chunk: Chunk, b: u8) -> Result<Option<Chunk>, Verdict> {
+    const BAD_SIZE: Verdict = Verdict::BadRequest("invalid chunk size");
+    const BAD_LINE: Verdict = Verdict::BadRequest("invalid chunk framing");
+    Ok(Some(match chunk {
+        Chunk::Size { size, digits } => match b {
+            _ if b.is_ascii_hexdigit() => {
+                if size > u64::MAX >> 4 {
+                    return Err(BAD_SIZE);
+                }
+                let d = (b as char).to_digit(16).unwrap_or(0);
+                Chunk::Size {
+                    size: size << 4 | u64::from(d),
+                    digits: digits + 1,
+                }
+            }
+            _ if digits == 0 => return Err(BAD_SIZE),
+            b' ' | b'\t' => Chunk::SizeSpace { size },
+            b';' => Chunk::Extension { size },
+            b'\r' => Chunk::SizeLf { size },
+            _ => return Err(BAD_SIZE),
+        },
+        Chunk::SizeSpace { size } => match b {
+            b' ' | b'\t' => Chunk::SizeSpace { size },
+            b';' => Chunk::Extension { size },
+            b'\r' => Chunk::SizeLf { size },
+            _ => return Err(BAD_SIZE),
+        },
+        Chunk::Extension { size } => match b {
+            b'\r' => Chunk::SizeLf { size },
+            b'\t' => Chunk::Extension { size },
+            0..=0x1f | 0x7f => return Err(Verdict::BadRequest("control byte in chunk extension")),
+            _ => Chunk::Extension { size },
+        },
+        Chunk::SizeLf { size } => match (b, size) {
+            (b'\n', 0) => Chunk::Trailer {
+                at_line_start: true,
+                line: 0,
+            },
+            (b'\n', left) => Chunk::Data { left },
+            _ => return Err(BAD_LINE),
+        },
+        Chunk::Data { .. } => unreachable_data(),
+        Chunk::DataCr => match b {
+            b'\r' => Chunk::DataLf,
+            _ => return Err(BAD_LINE),
+        },
+        Chunk::DataLf => match b {
+            b'\n' => Chunk::Size { size: 0, digits: 0 },
+            _ => return Err(BAD_LINE),
+        },
+        Chunk::Trailer {
+            at_line_start,
+            line,
+        } => match b {
+            b'\r' if at_line_start => Chunk::TrailerLf { end: true },
+            b'\r' => Chunk::TrailerLf { end: false },
+            b' ' | b'\t' if at_line_start => {
+                return Err(Verdict::BadRequest("obs-fold in trailer"));
+            }
+            b':' if at_line_start => return Err(Verdict::BadRequest("empty trailer field name")),
+            b'\t' => Chunk::Trailer {
+                at_line_start: false,
+                line: line + 1,
+            },
+            0..=0x1f | 0x7f => return Err(Verdict::BadRequest("control byte in trailer")),
+            _ => Chunk::Trailer {
+                at_line_start: false,
+                line: line + 1,
+            },
+        },
+        Chunk::TrailerLf { end } => match (b, end) {
+            (b'\n', true) => return Ok(None),
+            (b'\n', false) => Chunk::Trailer {
+                at_line_start: true,
+                line: 0,
+            },
+            _ => return Err(BAD_LINE),
+        },
+    }))
+}
+
+/// Data is copied in bulk by `decode`, never stepped byte by byte.
+fn unreachable_data() -> Chunk {
+    Chunk::DataCr
+}

@@ -1,0 +1,296 @@
+//! TCP as a [`Transport`]: blocking reads and writes on the socket, and background reads
+//! performed by one readiness watcher per server, so a pending background read costs no
+//! thread and no polling (SPEC.md#transport-contract).
+//!
+//! The socket stays in blocking mode; the watcher reads with `MSG_DONTWAIT` once epoll says
+//! the socket is readable. It owns the pending reads and nothing else; a hijacked stream
+//! keeps no reference to it. Linux only (epoll).
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::event::{EventfdFlags, epoll};
+use rustix::io::Errno;
+use rustix::net::RecvFlags;
+
+use crate::transport::{BackgroundOutcome, BackgroundRead, Transport};
+
+/// The epoll key of the watcher's own wake-up descriptor.
+const WAKE_KEY: u64 = u64::MAX;
+/// How long `close` waits for the client to finish after our FIN (Go's rstAvoidanceDelay).
+const LINGER: Duration = Duration::from_millis(500);
+
+struct Pending {
+    stream: Arc<TcpStream>,
+    done: BackgroundRead,
+}
+
+/// The readiness watcher: one thread and one epoll instance per server.
+pub struct Watcher {
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_key: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// Starts the watcher thread. It stops when [`Watcher::stop`] is called.
+    pub fn start() -> io::Result<Arc<Watcher>> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(
+            &epoll,
+            &wake,
+            epoll::EventData::new_u64(WAKE_KEY),
+            epoll::EventFlags::IN,
+        )?;
+        let watcher = Arc::new(Watcher {
+            epoll,
+            wake,
+            pending: Mutex::new(HashMap::new()),
+            next_key: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        });
+        let w = watcher.clone();
+        std::thread::Builder::new()
+            .name("hijack-watcher".into())
+            .spawn(move || w.run())?;
+        Ok(watcher)
+    }
+
+    /// Stops the watcher thread; pending reads complete as aborted.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(&self) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+        loop {
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
+                Ok(_) => {}
+                Err(Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "watcher epoll_wait failed; stopping");
+                    break;
+                }
+            }
+            for event in &events {
+                let key = event.data.u64();
+                if key == WAKE_KEY {
+                    let mut buf = [0u8; 8];
+                    let _ = rustix::io::read(&self.wake, &mut buf);
+                } else {
+                    self.ready(key);
+                }
+            }
+            if self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        let all: Vec<Pending> = self.lock().drain().map(|(_, p)| p).collect();
+        for p in all {
+            let _ = epoll::delete(&self.epoll, p.stream.as_fd());
+            drop(p.stream);
+            p.done.complete(BackgroundOutcome::Aborted);
+        }
+    }
+
+    /// The socket under `key` is readable (or closed): take one byte if there is one.
+    fn ready(&self, key: u64) {
+        let mut pending = self.lock();
+        let Some(p) = pending.get(&key) else { return };
+        let mut byte = [0u8; 1];
+        let outcome = match rustix::net::recv(p.stream.as_fd(), &mut byte, RecvFlags::DONTWAIT) {
+            Ok((1, _)) => BackgroundOutcome::Byte(byte[0]),
+            Ok(_) => BackgroundOutcome::Eof,
+            Err(Errno::AGAIN | Errno::INTR) => {
+                // A spurious wake-up: wait again.
+                let _ = epoll::modify(
+                    &self.epoll,
+                    p.stream.as_fd(),
+                    epoll::EventData::new_u64(key),
+                    interest(),
+                );
+                return;
+            }
+            Err(e) => BackgroundOutcome::Error(e.into()),
+        };
+        let Some(p) = pending.remove(&key) else {
+            return;
+        };
+        drop(pending);
+        let _ = epoll::delete(&self.epoll, p.stream.as_fd());
+        drop(p.stream);
+        p.done.complete(outcome);
+    }
+
+    fn start_read(&self, key: u64, stream: Arc<TcpStream>, done: BackgroundRead) {
+        let mut pending = self.lock();
+        if self.stopping.load(Ordering::Acquire) {
+            drop(pending);
+            return done.complete(BackgroundOutcome::Aborted);
+        }
+        if let Err(e) = epoll::add(
+            &self.epoll,
+            stream.as_fd(),
+            epoll::EventData::new_u64(key),
+            interest(),
+        ) {
+            drop(pending);
+            return done.complete(BackgroundOutcome::Error(e.into()));
+        }
+        pending.insert(key, Pending { stream, done });
+    }
+
+    fn interrupt(&self, key: u64) {
+        let removed = self.lock().remove(&key);
+        if let Some(p) = removed {
+            let _ = epoll::delete(&self.epoll, p.stream.as_fd());
+            drop(p.stream);
+            p.done.complete(BackgroundOutcome::Aborted);
+        }
+    }
+
+    /// Background reads pending now.
+    pub fn pending_reads(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+fn interest() -> epoll::EventFlags {
+    epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT
+}
+
+/// A TCP connection as the server serves it.
+#[derive(Debug)]
+pub struct TcpConn {
+    stream: Arc<TcpStream>,
+    watcher: Arc<Watcher>,
+    key: u64,
+    read_deadline: Mutex<Option<Instant>>,
+    write_deadline: Mutex<Option<Instant>>,
+}
+
+impl TcpConn {
+    /// Wraps an accepted stream; background reads go through `watcher`.
+    pub fn new(stream: TcpStream, watcher: Arc<Watcher>) -> TcpConn {
+        let key = watcher.next_key.fetch_add(1, Ordering::Relaxed);
+        TcpConn {
+            stream: Arc::new(stream),
+            watcher,
+            key,
+            read_deadline: Mutex::new(None),
+            write_deadline: Mutex::new(None),
+        }
+    }
+}
+
+/// The time left until `deadline`, for a socket timeout; `Err(TimedOut)` once it passed.
+fn time_left(deadline: &Mutex<Option<Instant>>) -> io::Result<Option<Duration>> {
+    let deadline = *deadline.lock().unwrap_or_else(|p| p.into_inner());
+    match deadline {
+        None => Ok(None),
+        Some(at) => match at.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(Some(left)),
+            _ => Err(io::ErrorKind::TimedOut.into()),
+        },
+    }
+}
+
+fn timed_out(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::ErrorKind::TimedOut.into()
+    } else {
+        e
+    }
+}
+
+impl Transport for TcpConn {
+    type Stream = TcpStream;
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = time_left(&self.read_deadline)?;
+        self.stream.set_read_timeout(left)?;
+        (&*self.stream).read(buf).map_err(timed_out)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let left = time_left(&self.write_deadline)?;
+        self.stream.set_write_timeout(left)?;
+        (&*self.stream).write(buf).map_err(timed_out)
+    }
+
+    fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        *self.read_deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+        if deadline.is_none() {
+            self.stream.set_read_timeout(None)?;
+        }
+        Ok(())
+    }
+
+    fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        *self
+            .write_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = deadline;
+        if deadline.is_none() {
+            self.stream.set_write_timeout(None)?;
+        }
+        Ok(())
+    }
+
+    fn start_background_read(&self, done: BackgroundRead) {
+        self.watcher.start_read(self.key, self.stream.clone(), done);
+    }
+
+    fn interrupt_background_read(&self) {
+        self.watcher.interrupt(self.key);
+    }
+
+    fn close(&self) {
+        // Half-close first, then let the client read what we sent: closing with unread input
+        // would send a reset that can destroy our last response at the client.
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = self.stream.set_read_timeout(Some(LINGER));
+        let deadline = Instant::now() + LINGER;
+        let mut scratch = [0u8; 4096];
+        let mut drained = 0usize;
+        while Instant::now() < deadline && drained < (256 << 10) {
+            match (&*self.stream).read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    fn into_stream(self) -> io::Result<TcpStream> {
+        let stream = Arc::try_unwrap(self.stream)
+            .map_err(|_| io::Error::other("background read still holds the stream"))?;
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(None)?;
+        Ok(stream)
+    }
+}
