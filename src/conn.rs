@@ -19,6 +19,7 @@ use crate::request::{BodySource, Request};
 use crate::response::ResponseWriter;
 use crate::signal::Watch;
 use crate::state::{ConnEvent, ConnState};
+use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{Arc, Mutex, RwLock, Weak};
 use crate::transport::Transport;
 use crate::{Handler, ServerConfig};
@@ -88,8 +89,12 @@ pub(crate) struct WriteSide {
     pub(crate) status: StatusCode,
     /// Headers handed over by the writer when the handler dropped it.
     pub(crate) final_headers: Option<HeaderMap>,
-    /// `Expect: 100-continue` is armed and no 100 was sent yet.
-    pub(crate) continue_pending: bool,
+        /// The request expects `100 Continue` before it sends its body.
+    pub(crate) continue_expected: bool,
+    /// `100 Continue` went out.
+    pub(crate) continue_sent: bool,
+    /// A response status was set or the connection hijacked: no `100 Continue` any more.
+    pub(crate) continue_cancelled: bool,
     is_head: bool,
     version: Version,
     /// The connection closes after this response.
@@ -107,13 +112,15 @@ pub(crate) struct Conn<T: Transport> {
     pub(crate) write: Mutex<WriteSide>,
     lifecycle: Mutex<ConnState>,
     pub(crate) config: ServerConfig,
+    /// Set when the server shuts down: no further request is read.
+    shutting_down: Arc<AtomicBool>,
     /// This connection, for starting background reads from a `&Conn`.
     me: Weak<Conn<T>>,
     id: u64,
 }
 
 impl<T: Transport> Conn<T> {
-    pub(crate) fn new(transport: T, config: ServerConfig, id: u64) -> Arc<Self> {
+    pub(crate) fn new(transport: T, config: ServerConfig, id: u64, shutting_down: Arc<AtomicBool>) -> Arc<Self> {
         Arc::new_cyclic(|me| Conn {
             transport: RwLock::new(Some(transport)),
             reader: ConnReader::new(),
@@ -131,7 +138,9 @@ impl<T: Transport> Conn<T> {
                 status_set: false,
                 status: StatusCode::OK,
                 final_headers: None,
-                continue_pending: false,
+                                continue_expected: false,
+                continue_sent: false,
+                continue_cancelled: false,
                 is_head: false,
                 version: Version::HTTP_11,
                 close_after: false,
@@ -139,6 +148,7 @@ impl<T: Transport> Conn<T> {
             }),
             lifecycle: Mutex::new(ConnState::New),
             config,
+            shutting_down,
             me: me.clone(),
             id,
         })
@@ -173,8 +183,9 @@ impl<T: Transport> Conn<T> {
 
     /// Closes the stream if the connection is idle (server shutdown).
     pub(crate) fn close_if_idle(&self) {
-        let state = self.lifecycle.lock();
-        if matches!(*state, ConnState::Idle | ConnState::New)
+                let state = *self.lifecycle.lock();
+        if matches!(state, ConnState::Idle | ConnState::New)
+
             && let Some(t) = self.transport.read().as_ref()
         {
             t.close();
@@ -254,8 +265,8 @@ impl<T: Transport> Conn<T> {
     /// Sends `100 Continue` if the request armed it and no response was started.
     fn send_continue(&self) {
         let mut w = self.write.lock();
-        if w.continue_pending && !w.status_set {
-            w.continue_pending = false;
+                if w.continue_expected && !w.continue_sent && !w.continue_cancelled && !w.status_set {
+            w.continue_sent = true;
             w.buf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             let _ = self.flush_wire(&mut w);
         }
@@ -382,10 +393,12 @@ impl<T: Transport> Conn<T> {
             w.status_set = false;
             w.status = StatusCode::OK;
             w.final_headers = None;
-            w.continue_pending = head.expect_continue && body_kind != BodyKind::Empty;
+                        w.continue_expected = head.expect_continue && body_kind != BodyKind::Empty;
+            w.continue_sent = false;
+            w.continue_cancelled = false;
             w.is_head = head.method == Method::HEAD;
             w.version = head.version;
-            w.close_after = !head.keep_alive || self.config.is_shutting_down();
+            w.close_after = !head.keep_alive || self.shutting_down.load(Ordering::Acquire);
         }
         self.reader.watch(watch.clone());
         if body_kind == BodyKind::Empty {
@@ -421,11 +434,11 @@ impl<T: Transport> Conn<T> {
         self.abort_background_read();
         let body_done = {
             let mut side = self.read.lock();
-            let continue_unsent = self.write.lock().continue_pending;
+                        let continue_unsent = self.write.lock().continue_unsent();
             side.body_ended
                 || (!continue_unsent && self.discard_body(&mut side, self.config.max_discard_bytes))
         };
-        if !keep_alive || !body_done || self.config.is_shutting_down() {
+        if !keep_alive || !body_done || self.shutting_down.load(Ordering::Acquire) {
             self.close();
             return false;
         }
@@ -437,8 +450,14 @@ impl<T: Transport> Conn<T> {
     /// connection may serve another request.
     fn finish_response(&self) -> bool {
         let framing_error = self.read.lock().framing_error;
-        let mut w = self.write.lock();
-        w.continue_pending = false;
+                let mut w = self.write.lock();
+        w.continue_cancelled = true;
+        if w.continue_unsent() {
+            //= SPEC.md#serving-loop
+            //# If no 100 Continue was sent, the server MUST NOT read the request body after
+            //# the handler returns and MUST close the connection after the response.
+            w.close_after = true;
+        }
         let mut headers = w.final_headers.take().unwrap_or_default();
         if let (Some(verdict), Framing::Uncommitted) = (framing_error, w.framing) {
             w.status = verdict.status();
@@ -512,6 +531,15 @@ enum HeadError {
     Io(io::Error),
 }
 
+/// The Content-Length the handler set, if it is a valid number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
 fn body_allowed(status: StatusCode) -> bool {
     !(status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -519,15 +547,20 @@ fn body_allowed(status: StatusCode) -> bool {
 }
 
 impl WriteSide {
+    /// The request expected `100 Continue` and none was sent: its body never came.
+    pub(crate) fn continue_unsent(&self) -> bool {
+        self.continue_expected && !self.continue_sent
+    }
+
     /// Commits the response head to the write buffer and fixes the body framing.
     /// `handler_done`: the handler returned, so the held bytes are the whole body.
     pub(crate) fn commit_head(&mut self, headers: &HeaderMap, handler_done: bool) {
         let status = self.status;
         let mut headers = headers.clone();
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+                let declared = declared_length(&headers);
+        if declared.is_none() && headers.remove(header::CONTENT_LENGTH).is_some() {
+            tracing::warn!("handler set an invalid Content-Length; ignored");
+        }
         self.framing = if !body_allowed(status) {
             headers.remove(header::CONTENT_LENGTH);
             headers.remove(header::TRANSFER_ENCODING);
@@ -634,7 +667,14 @@ impl WriteSide {
                 "status does not allow a body",
             ));
         }
-        if let Framing::Length(left) = self.framing
+                let left = match self.framing {
+            Framing::Length(left) => Some(left),
+            Framing::Uncommitted => {
+                declared_length(headers).map(|n| n.saturating_sub(self.held.len() as u64))
+            }
+            _ => None,
+        };
+        if let Some(left) = left
             && data.len() as u64 > left
             && !self.is_head
         {

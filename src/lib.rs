@@ -41,7 +41,7 @@ pub use signal::{Cancellation, CloseNotify, Fired};
 pub use state::ConnState;
 pub use transport::Transport;
 
-use sync::{Arc, atomic::AtomicBool, atomic::Ordering};
+use sync::Arc;
 
 /// Serves requests on one connection. Implemented for every
 /// `Fn(Request<'_>, ResponseWriter<'_, T>) + Send + Sync + 'static`.
@@ -80,7 +80,6 @@ pub struct ServerConfig {
     pub max_discard_bytes: u64,
     /// Told of every connection state change.
     pub on_state: Option<StateHook>,
-    shutting_down: Arc<AtomicBool>,
 }
 
 impl Default for ServerConfig {
@@ -92,7 +91,6 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_discard_bytes: 256 << 10,
             on_state: None,
-            shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -110,16 +108,6 @@ impl std::fmt::Debug for ServerConfig {
     }
 }
 
-impl ServerConfig {
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Release)
-    }
-}
-
 /// Serves one connection on `transport` until it closes or is hijacked, on this thread.
 /// `id` names the connection to the state hook.
 pub fn serve_connection<T: Transport, H: Handler<T>>(
@@ -128,7 +116,7 @@ pub fn serve_connection<T: Transport, H: Handler<T>>(
     config: &ServerConfig,
     id: u64,
 ) {
-    let conn = conn::Conn::new(transport, config.clone(), id);
+    let conn = conn::Conn::new(transport, config.clone(), id, Default::default());
     conn.transition_new();
     conn.serve(handler);
 }

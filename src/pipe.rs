@@ -69,27 +69,8 @@ impl PipeEnd {
         self.shared.state.lock()
     }
 
-    fn incoming(state: &mut State, side: usize) -> &mut Direction {
-        &mut state.dirs[1 - side]
-    }
-
     fn try_read(&self, state: &mut State, buf: &mut [u8]) -> Poll {
-        let dir = Self::incoming(state, self.side);
-        if dir.reset || state_reset_by_self(state, self.side) {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
-        }
-        let dir = Self::incoming(state, self.side);
-        if !dir.data.is_empty() {
-            let n = buf.len().min(dir.data.len());
-            for (slot, byte) in buf.iter_mut().zip(dir.data.drain(..n)) {
-                *slot = byte;
-            }
-            return Poll::Ready(Ok(n));
-        }
-        if dir.write_closed || buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        Poll::Pending
+        try_read(state, self.side, buf)
     }
 
     /// Reads into `buf`, blocking until data, end of stream, reset or the read deadline.
@@ -196,14 +177,34 @@ impl PipeEnd {
         self.lock().background_reads
     }
 
+    /// How many bytes this end wrote that the peer has not read yet.
+    pub fn peer_unread_len(&self) -> usize {
+        self.lock().dirs[self.side].data.len()
+    }
+
     /// How many bytes the peer wrote that this end has not read yet.
     pub fn unread_len(&self) -> usize {
         self.lock().dirs[1 - self.side].data.len()
     }
 }
 
-fn state_reset_by_self(state: &State, side: usize) -> bool {
-    state.dirs[side].reset
+/// Reads what the peer of `side` wrote: data first, then end of stream or reset.
+fn try_read(state: &mut State, side: usize, buf: &mut [u8]) -> Poll {
+    if state.dirs[1 - side].reset || state.dirs[side].reset {
+        return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+    }
+    let dir = &mut state.dirs[1 - side];
+    if !dir.data.is_empty() {
+        let n = buf.len().min(dir.data.len());
+        for (slot, byte) in buf.iter_mut().zip(dir.data.drain(..n)) {
+            *slot = byte;
+        }
+        return Poll::Ready(Ok(n));
+    }
+    if dir.write_closed || buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    Poll::Pending
 }
 
 impl io::Read for PipeEnd {
@@ -250,13 +251,10 @@ impl Transport for PipeEnd {
             state.background_interrupted = false;
             state.background_reads += 1;
         }
-        let end = PipeEnd {
-            shared: self.shared.clone(),
-            side: self.side,
-        };
+                let (shared, side) = (self.shared.clone(), self.side);
         crate::sync::thread::spawn(move || {
-            let outcome = end.background_read();
-            drop(end);
+            let outcome = background_read(&shared, side);
+            drop(shared);
             done.complete(outcome);
         });
     }
@@ -281,20 +279,26 @@ impl Transport for PipeEnd {
     }
 }
 
-impl PipeEnd {
-    fn background_read(&self) -> BackgroundOutcome {
-        let mut state = self.lock();
-        loop {
-            if state.background_interrupted {
-                return BackgroundOutcome::Aborted;
-            }
-            let mut byte = [0u8; 1];
-            match self.try_read(&mut state, &mut byte) {
-                Poll::Ready(Ok(1)) => return BackgroundOutcome::Byte(byte[0]),
-                Poll::Ready(Ok(_)) => return BackgroundOutcome::Eof,
-                Poll::Ready(Err(e)) => return BackgroundOutcome::Error(e),
-                Poll::Pending => state = self.shared.changed.wait(state),
-            }
+/// The one-byte read `start_background_read` runs on its own thread.
+fn background_read(shared: &Shared, side: usize) -> BackgroundOutcome {
+    let mut state = shared.state.lock();
+    loop {
+        if state.background_interrupted {
+            return BackgroundOutcome::Aborted;
         }
+        let mut byte = [0u8; 1];
+        match try_read(&mut state, side, &mut byte) {
+            Poll::Ready(Ok(1)) => return BackgroundOutcome::Byte(byte[0]),
+            Poll::Ready(Ok(_)) => return BackgroundOutcome::Eof,
+            Poll::Ready(Err(e)) => return BackgroundOutcome::Error(e),
+            Poll::Pending => state = shared.changed.wait(state),
+        }
+    }
+}
+
+impl Drop for PipeEnd {
+    /// Dropping an end closes it, as closing a socket does.
+    fn drop(&mut self) {
+        Transport::close(self);
     }
 }

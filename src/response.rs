@@ -76,8 +76,8 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             return;
         }
         w.status_set = true;
-        w.status = status;
-        w.continue_pending = false;
+                w.status = status;
+        w.continue_cancelled = true;
     }
 
     /// Writes body bytes (status 200 if none was set). Fails for a status without a body and
@@ -123,22 +123,31 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
     /// reads, writes or closes the stream. Fails only if the flush or the body discard
     /// fails; the connection then stays the server's, which closes it.
     pub fn hijack(mut self) -> io::Result<Handover<T::Stream>> {
-        let conn = self.conn;
+                let conn = self.conn;
         let mut read = conn.read.lock();
+        let (status_set, continue_unsent) = {
+            let mut w = conn.write.lock();
+            w.continue_cancelled = true;
+            (w.status_set, w.continue_unsent())
+        };
+        //= SPEC.md#hijack-handover
+        //# If the handler wrote a response head before hijacking, the server MUST read
+        //# and discard the rest of the request body before the handover.
+        if status_set
+            && !continue_unsent
+            && !read.body_ended
+            && !conn.discard_body(&mut read, conn.config.max_discard_bytes)
+        {
+            conn.write.lock().close_after = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request body could not be discarded before the upgrade",
+            ));
+        }
         let mut w = conn.write.lock();
-        let continue_unsent = std::mem::replace(&mut w.continue_pending, false);
-        if w.status_set {
-            //= SPEC.md#hijack-handover
-            //# If the handler wrote a response head before hijacking, the server MUST read
-            //# and discard the rest of the request body before the handover.
-            if !continue_unsent && !conn.discard_body(&mut read, conn.config.max_discard_bytes) {
-                w.close_after = true;
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "request body could not be discarded before the upgrade",
-                ));
-            }
+        if status_set {
             let headers = std::mem::take(&mut self.headers);
+
             w.commit_if_needed(&headers);
             conn.flush_wire(&mut w)?;
         }

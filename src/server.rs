@@ -7,6 +7,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ struct Registry {
 
 struct Inner {
     config: ServerConfig,
+    shutting_down: Arc<AtomicBool>,
     watcher: Arc<Watcher>,
     registry: Mutex<Registry>,
     changed: Condvar,
@@ -78,6 +80,7 @@ impl Server {
         let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         let inner = Arc::new(Inner {
             config,
+            shutting_down: Arc::default(),
             watcher: Watcher::start()?,
             registry: Mutex::new(Registry::default()),
             changed: Condvar::new(),
@@ -116,7 +119,7 @@ impl Server {
     /// active ones to finish. Hijacked connections are not the server's and are left alone.
     pub fn shutdown(&self, grace: Duration) -> Result<(), ShutdownError> {
         let inner = &self.inner;
-        inner.config.begin_shutdown();
+        inner.shutting_down.store(true, Ordering::Release);
         let _ = rustix::io::write(&inner.wake, &1u64.to_ne_bytes());
         if let Some(accept) = self.accept.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = accept.join();
@@ -179,7 +182,7 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
             PollFd::from_borrowed_fd(inner.wake.as_fd(), PollFlags::IN),
         ];
         let _ = rustix::event::poll(&mut fds, None);
-        if inner.config.is_shutting_down() {
+        if inner.shutting_down.load(Ordering::Acquire) {
             return;
         }
         if fds[0].revents().is_empty() {
@@ -197,7 +200,7 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
         {
             let mut registry = inner.registry();
             while registry.conns.len() >= inner.config.max_connections
-                && !inner.config.is_shutting_down()
+                && !inner.shutting_down.load(Ordering::Acquire)
             {
                 registry = inner
                     .changed
@@ -221,7 +224,12 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
                 hook(id, state);
             }
         }));
-        let conn = Conn::new(TcpConn::new(stream, inner.watcher.clone()), config, id);
+        let conn = Conn::new(
+            TcpConn::new(stream, inner.watcher.clone()),
+            config,
+            id,
+            inner.shutting_down.clone(),
+        );
         inner.registry().conns.insert(id, Arc::downgrade(&conn));
         let handler = handler.clone();
         let spawned = std::thread::Builder::new()
