@@ -89,7 +89,7 @@ pub(crate) struct WriteSide {
     pub(crate) status: StatusCode,
     /// Headers handed over by the writer when the handler dropped it.
     pub(crate) final_headers: Option<HeaderMap>,
-        /// The request expects `100 Continue` before it sends its body.
+    /// The request expects `100 Continue` before it sends its body.
     pub(crate) continue_expected: bool,
     /// `100 Continue` went out.
     pub(crate) continue_sent: bool,
@@ -120,7 +120,12 @@ pub(crate) struct Conn<T: Transport> {
 }
 
 impl<T: Transport> Conn<T> {
-    pub(crate) fn new(transport: T, config: ServerConfig, id: u64, shutting_down: Arc<AtomicBool>) -> Arc<Self> {
+    pub(crate) fn new(
+        transport: T,
+        config: ServerConfig,
+        id: u64,
+        shutting_down: Arc<AtomicBool>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Conn {
             transport: RwLock::new(Some(transport)),
             reader: ConnReader::new(),
@@ -138,7 +143,7 @@ impl<T: Transport> Conn<T> {
                 status_set: false,
                 status: StatusCode::OK,
                 final_headers: None,
-                                continue_expected: false,
+                continue_expected: false,
                 continue_sent: false,
                 continue_cancelled: false,
                 is_head: false,
@@ -182,10 +187,10 @@ impl<T: Transport> Conn<T> {
     }
 
     /// Closes the stream if the connection is idle (server shutdown).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn close_if_idle(&self) {
-                let state = *self.lifecycle.lock();
+        let state = *self.lifecycle.lock();
         if matches!(state, ConnState::Idle | ConnState::New)
-
             && let Some(t) = self.transport.read().as_ref()
         {
             t.close();
@@ -265,7 +270,7 @@ impl<T: Transport> Conn<T> {
     /// Sends `100 Continue` if the request armed it and no response was started.
     fn send_continue(&self) {
         let mut w = self.write.lock();
-                if w.continue_expected && !w.continue_sent && !w.continue_cancelled && !w.status_set {
+        if w.continue_expected && !w.continue_sent && !w.continue_cancelled && !w.status_set {
             w.continue_sent = true;
             w.buf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             let _ = self.flush_wire(&mut w);
@@ -393,7 +398,7 @@ impl<T: Transport> Conn<T> {
             w.status_set = false;
             w.status = StatusCode::OK;
             w.final_headers = None;
-                        w.continue_expected = head.expect_continue && body_kind != BodyKind::Empty;
+            w.continue_expected = head.expect_continue && body_kind != BodyKind::Empty;
             w.continue_sent = false;
             w.continue_cancelled = false;
             w.is_head = head.method == Method::HEAD;
@@ -420,6 +425,10 @@ impl<T: Transport> Conn<T> {
             return false;
         }
         if let Err(panic) = outcome {
+            if cfg!(loom) {
+                // A loom model failing inside a handler: let loom report it.
+                std::panic::resume_unwind(panic);
+            }
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -434,7 +443,7 @@ impl<T: Transport> Conn<T> {
         self.abort_background_read();
         let body_done = {
             let mut side = self.read.lock();
-                        let continue_unsent = self.write.lock().continue_unsent();
+            let continue_unsent = self.write.lock().continue_unsent();
             side.body_ended
                 || (!continue_unsent && self.discard_body(&mut side, self.config.max_discard_bytes))
         };
@@ -450,7 +459,7 @@ impl<T: Transport> Conn<T> {
     /// connection may serve another request.
     fn finish_response(&self) -> bool {
         let framing_error = self.read.lock().framing_error;
-                let mut w = self.write.lock();
+        let mut w = self.write.lock();
         w.continue_cancelled = true;
         if w.continue_unsent() {
             //= SPEC.md#serving-loop
@@ -514,6 +523,7 @@ impl<T: Transport> Conn<T> {
     }
 
     /// Signals shutdown to the running handler's cancellation.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn cancel_for_shutdown(&self) {
         self.reader.cancel(crate::Fired::Shutdown);
     }
@@ -557,7 +567,7 @@ impl WriteSide {
     pub(crate) fn commit_head(&mut self, headers: &HeaderMap, handler_done: bool) {
         let status = self.status;
         let mut headers = headers.clone();
-                let declared = declared_length(&headers);
+        let declared = declared_length(&headers);
         if declared.is_none() && headers.remove(header::CONTENT_LENGTH).is_some() {
             tracing::warn!("handler set an invalid Content-Length; ignored");
         }
@@ -667,7 +677,7 @@ impl WriteSide {
                 "status does not allow a body",
             ));
         }
-                let left = match self.framing {
+        let left = match self.framing {
             Framing::Length(left) => Some(left),
             Framing::Uncommitted => {
                 declared_length(headers).map(|n| n.saturating_sub(self.held.len() as u64))

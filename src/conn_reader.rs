@@ -191,6 +191,7 @@ impl ConnReader {
     }
 
     /// Fires the running handler's cancellation with `reason` (server shutdown).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn cancel(&self, reason: crate::Fired) {
         if let Some(watch) = &self.lock().watch {
             watch.cancel.fire(reason);

@@ -1,10 +1,18 @@
 //! `hijack`: the reference server and its tools.
+//! (Built as an empty program under `--cfg loom`, where only the models run.)
+#![cfg_attr(loom, allow(unused))]
 
+#[cfg(loom)]
+fn main() {}
+
+#[cfg(not(loom))]
 use std::process::ExitCode;
 
+#[cfg(not(loom))]
 use clap::{Parser, Subcommand};
 
 /// The reference implementation of HTTP/1.1 connection hijacking.
+#[cfg(not(loom))]
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -12,6 +20,7 @@ struct Cli {
     command: Command,
 }
 
+#[cfg(not(loom))]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the demo endpoints until interrupted.
@@ -27,6 +36,7 @@ enum Command {
     },
 }
 
+#[cfg(not(loom))]
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -251,7 +251,7 @@ impl Transport for PipeEnd {
             state.background_interrupted = false;
             state.background_reads += 1;
         }
-                let (shared, side) = (self.shared.clone(), self.side);
+        let (shared, side) = (self.shared.clone(), self.side);
         crate::sync::thread::spawn(move || {
             let outcome = background_read(&shared, side);
             drop(shared);

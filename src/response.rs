@@ -76,7 +76,7 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             return;
         }
         w.status_set = true;
-                w.status = status;
+        w.status = status;
         w.continue_cancelled = true;
     }
 
@@ -123,12 +123,17 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
     /// reads, writes or closes the stream. Fails only if the flush or the body discard
     /// fails; the connection then stays the server's, which closes it.
     pub fn hijack(mut self) -> io::Result<Handover<T::Stream>> {
-                let conn = self.conn;
+        let conn = self.conn;
         let mut read = conn.read.lock();
         let (status_set, continue_unsent) = {
             let mut w = conn.write.lock();
             w.continue_cancelled = true;
             (w.status_set, w.continue_unsent())
+        };
+        // From here no background read starts, and a pending one has completed.
+        let background_byte = match conn.transport.read().as_ref() {
+            Some(t) => conn.reader.hijack(t),
+            None => return Err(crate::conn::hijacked_error()),
         };
         //= SPEC.md#hijack-handover
         //# If the handler wrote a response head before hijacking, the server MUST read
@@ -156,18 +161,18 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             return Err(crate::conn::hijacked_error());
         };
         //= SPEC.md#hijack-handover
-        //# The handed-over bytes MUST be exactly the bytes the client sent after what the
-        //# handler consumed that the server has read, in wire order: the read buffer, then
-        //# the background byte.
-        let background_byte = conn.reader.hijack(t);
-        //= SPEC.md#hijack-handover
         //# The handed-over stream MUST have no read or write deadline set.
         if !cfg!(hijack_mutant = "keep_deadlines") {
             let _ = t.set_read_deadline(None);
             let _ = t.set_write_deadline(None);
         }
         read.hijacked = true;
+        //= SPEC.md#hijack-handover
+        //# The handed-over bytes MUST be exactly the bytes the client sent after what the
+        //# handler consumed that the server has read, in wire order: the read buffer, then
+        //# the background byte.
         let mut buffered = std::mem::take(&mut read.buf);
+
         if let Some(byte) = background_byte {
             buffered.put_u8(byte);
         }

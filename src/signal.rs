@@ -6,6 +6,7 @@
 //! connection, request or response state alive.
 
 use std::fmt;
+#[cfg(not(loom))]
 use std::time::Duration;
 
 use crate::sync::{Arc, Condvar, Mutex};

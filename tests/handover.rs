@@ -52,14 +52,22 @@ fn background_byte_is_handed_over_and_visible_without_blocking() {
             .send((buffered, rest, req.cancellation().fired()))
             .unwrap();
     });
-    client.write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap();
     recv(&in_handler);
     client.write_all(b"foo").unwrap();
-    wait_until("the background read took a byte", || client.peer_unread_len() == 2);
+    wait_until("the background read took a byte", || {
+        client.peer_unread_len() == 2
+    });
     client.shutdown_write();
     caught_tx.send(()).unwrap();
     let (buffered, rest, cancelled) = recv(&result);
-    assert_eq!(&buffered[..], b"f", "the background byte is in the handed-over bytes");
+    assert_eq!(
+        &buffered[..],
+        b"f",
+        "the background byte is in the handed-over bytes"
+    );
     assert_eq!(rest, b"foo");
     assert_eq!(cancelled, None, "a caught byte does not cancel the request");
     server.join().unwrap();
@@ -121,12 +129,15 @@ fn headers_flushed_before_hijack_arrive_before_hijacker_bytes() {
     let (client, server) = serve_pipe(|_req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
         w.write_header(StatusCode::SWITCHING_PROTOCOLS);
         w.headers_mut().insert("upgrade", "test".parse().unwrap());
-        w.headers_mut().insert("connection", "Upgrade".parse().unwrap());
+        w.headers_mut()
+            .insert("connection", "Upgrade".parse().unwrap());
         let mut parts = w.hijack().unwrap();
         parts.write_all(b"from the hijacker").unwrap();
         parts.flush().unwrap();
     });
-    client.write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap();
     server.join().unwrap();
     let mut pending = Vec::new();
     let resp = read_response(&mut &client, &mut pending, false).unwrap();
@@ -146,12 +157,17 @@ fn body_written_and_flushed_before_hijack_arrives_first() {
         parts.write_all(b"RAW").unwrap();
         parts.flush().unwrap();
     });
-    client.write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap();
     server.join().unwrap();
     let wire = client.read_to_end();
     let text = String::from_utf8_lossy(&wire);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    assert!(text.ends_with("\r\n\r\n3\r\nabc\r\n3\r\ndef\r\nRAW"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n3\r\nabc\r\n3\r\ndef\r\nRAW"),
+        "{text}"
+    );
 }
 
 //= SPEC.md#hijack-handover
@@ -161,16 +177,22 @@ fn body_written_and_flushed_before_hijack_arrives_first() {
 #[test]
 fn upgrade_after_writing_101_discards_the_unread_chunked_body() {
     let (result_tx, result) = mpsc::channel();
-    let (client, server) = serve_pipe(move |_req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
-        w.write_header(StatusCode::SWITCHING_PROTOCOLS);
-        let mut parts = w.hijack().unwrap();
-        result_tx.send(read_all(&mut parts)).unwrap();
-    });
+    let (client, server) = serve_pipe(
+        move |_req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+            w.write_header(StatusCode::SWITCHING_PROTOCOLS);
+            let mut parts = w.hijack().unwrap();
+            result_tx.send(read_all(&mut parts)).unwrap();
+        },
+    );
     client
         .write_all(b"POST / HTTP/1.1\r\nHost: e.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nSPDY")
         .unwrap();
     client.shutdown_write();
-    assert_eq!(recv(&result), b"SPDY", "the new protocol starts after the body (Go #61841)");
+    assert_eq!(
+        recv(&result),
+        b"SPDY",
+        "the new protocol starts after the body (Go #61841)"
+    );
     server.join().unwrap();
 }
 
@@ -180,16 +202,20 @@ fn upgrade_after_writing_101_discards_the_unread_chunked_body() {
 #[test]
 fn hijack_after_subscribing_to_close_notify_on_an_earlier_request() {
     let (result_tx, result) = mpsc::channel();
-    let (client, server) = serve_pipe(move |req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
-        let notify = w.close_notify();
-        if req.path() == "/first" {
-            let _ = w.write_body(b"first");
-            drop(notify);
-            return;
-        }
-        let mut parts = w.hijack().expect("hijack after close-notify (Go #9763)");
-        result_tx.send((notify.fired(), read_all(&mut parts))).unwrap();
-    });
+    let (client, server) = serve_pipe(
+        move |req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+            let notify = w.close_notify();
+            if req.path() == "/first" {
+                let _ = w.write_body(b"first");
+                drop(notify);
+                return;
+            }
+            let mut parts = w.hijack().expect("hijack after close-notify (Go #9763)");
+            result_tx
+                .send((notify.fired(), read_all(&mut parts)))
+                .unwrap();
+        },
+    );
     client
         .write_all(b"GET /first HTTP/1.1\r\nHost: e.com\r\n\r\nGET /second HTTP/1.1\r\nHost: e.com\r\n\r\nrest")
         .unwrap();
@@ -199,7 +225,12 @@ fn hijack_after_subscribing_to_close_notify_on_an_earlier_request() {
     assert_eq!(rest, b"rest");
     server.join().unwrap();
     let mut pending = Vec::new();
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().body, b"first");
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .body,
+        b"first"
+    );
 }
 
 fn close_notify_case(subscribe_first: bool, reset: bool) {
@@ -209,15 +240,21 @@ fn close_notify_case(subscribe_first: bool, reset: bool) {
         if subscribe_first {
             let notify = w.close_notify();
             subscribed_tx.send(()).unwrap();
-            result_tx.send((notify.wait(), req.cancellation().wait())).unwrap();
+            result_tx
+                .send((notify.wait(), req.cancellation().wait()))
+                .unwrap();
         } else {
             // The client is gone before we look: the cancellation fired first.
             subscribed_tx.send(()).unwrap();
             req.cancellation().wait();
-            result_tx.send((w.close_notify().wait(), req.cancellation().wait())).unwrap();
+            result_tx
+                .send((w.close_notify().wait(), req.cancellation().wait()))
+                .unwrap();
         }
     });
-    client.write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap();
     recv(&subscribed);
     if reset {
         client.reset();
@@ -257,25 +294,43 @@ fn pipelined_request_fires_neither_close_notify_nor_cancellation() {
     let (go_tx, go) = mpsc::channel::<()>();
     let go = Mutex::new(go);
     let (result_tx, result) = mpsc::channel();
-    let (client, server) = serve_pipe(move |req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
-        if req.path() == "/first" {
-            started_tx.send(()).unwrap();
-            recv(&go.lock().unwrap());
-            result_tx.send((w.close_notify().fired(), req.cancellation().fired())).unwrap();
-        }
-        w.write_body(req.path().as_bytes()).unwrap();
-    });
-    client.write_all(b"GET /first HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap();
+    let (client, server) = serve_pipe(
+        move |req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+            if req.path() == "/first" {
+                started_tx.send(()).unwrap();
+                recv(&go.lock().unwrap());
+                result_tx
+                    .send((w.close_notify().fired(), req.cancellation().fired()))
+                    .unwrap();
+            }
+            w.write_body(req.path().as_bytes()).unwrap();
+        },
+    );
+    client
+        .write_all(b"GET /first HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap();
     recv(&started);
     let second = b"GET /second HTTP/1.1\r\nHost: e.com\r\nConnection: close\r\n\r\n";
     client.write_all(second).unwrap();
-    wait_until("the background read took a byte", || client.peer_unread_len() == second.len() - 1);
+    wait_until("the background read took a byte", || {
+        client.peer_unread_len() == second.len() - 1
+    });
     go_tx.send(()).unwrap();
     assert_eq!(recv(&result), (None, None), "Go #23921");
     server.join().unwrap();
     let mut pending = Vec::new();
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().body, b"/first");
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().body, b"/second");
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .body,
+        b"/first"
+    );
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .body,
+        b"/second"
+    );
 }
 
 //= SPEC.md#hijack-handover
@@ -284,13 +339,18 @@ fn pipelined_request_fires_neither_close_notify_nor_cancellation() {
 #[test]
 fn reading_the_old_body_after_hijack_steals_nothing() {
     let (result_tx, result) = mpsc::channel();
-    let (client, server) = serve_pipe(move |mut req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| {
-        let mut parts = w.hijack().unwrap();
-        let mut buf = [0u8; 64];
-        let err = req.body().read(&mut buf).expect_err("body read after hijack");
-        let hijacked = err.get_ref().is_some_and(|e| e.is::<hijack::Hijacked>());
-        result_tx.send((hijacked, read_all(&mut parts))).unwrap();
-    });
+    let (client, server) = serve_pipe(
+        move |mut req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| {
+            let mut parts = w.hijack().unwrap();
+            let mut buf = [0u8; 64];
+            let err = req
+                .body()
+                .read(&mut buf)
+                .expect_err("body read after hijack");
+            let hijacked = err.get_ref().is_some_and(|e| e.is::<hijack::Hijacked>());
+            result_tx.send((hijacked, read_all(&mut parts))).unwrap();
+        },
+    );
     client
         .write_all(b"POST / HTTP/1.1\r\nHost: e.com\r\nContent-Length: 5\r\n\r\nhelloWORLD")
         .unwrap();
@@ -305,18 +365,22 @@ fn reading_the_old_body_after_hijack_steals_nothing() {
 #[test]
 fn body_read_to_end_then_hijack_then_read_again_starts_no_read() {
     let (result_tx, result) = mpsc::channel();
-    let (client, server) = serve_pipe(move |mut req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| {
-        let mut body = Vec::new();
-        req.body().read_to_end(&mut body).unwrap();
-        let mut parts = w.hijack().unwrap();
-        let mut buf = [0u8; 8];
-        let again = req.body().read(&mut buf).is_err();
-        result_tx.send((body, again, read_all(&mut parts))).unwrap();
-    });
+    let (client, server) = serve_pipe(
+        move |mut req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| {
+            let mut body = Vec::new();
+            req.body().read_to_end(&mut body).unwrap();
+            let mut parts = w.hijack().unwrap();
+            let mut buf = [0u8; 8];
+            let again = req.body().read(&mut buf).is_err();
+            result_tx.send((body, again, read_all(&mut parts))).unwrap();
+        },
+    );
     client
         .write_all(b"POST / HTTP/1.1\r\nHost: e.com\r\nContent-Length: 5\r\n\r\nhello")
         .unwrap();
-    wait_until("the background read started", || client.background_reads_started() == 1);
+    wait_until("the background read started", || {
+        client.background_reads_started() == 1
+    });
     client
         .write_all(b"GET /next HTTP/1.1\r\nHost: e.com\r\n\r\n")
         .unwrap();
@@ -324,7 +388,10 @@ fn body_read_to_end_then_hijack_then_read_again_starts_no_read() {
     let (body, again, rest) = recv(&result);
     assert_eq!(body, b"hello");
     assert!(again);
-    assert_eq!(rest, b"GET /next HTTP/1.1\r\nHost: e.com\r\n\r\n", "Go #27408");
+    assert_eq!(
+        rest, b"GET /next HTTP/1.1\r\nHost: e.com\r\n\r\n",
+        "Go #27408"
+    );
     assert_eq!(client.background_reads_started(), 1);
     server.join().unwrap();
 }
@@ -334,26 +401,38 @@ fn body_read_to_end_then_hijack_then_read_again_starts_no_read() {
 //# A server MUST NOT have two background reads pending on one connection.
 #[test]
 fn a_second_background_read_never_starts() {
-    let (client, server) = serve_pipe(|mut req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
-                let mut body = Vec::new();
-        req.body().read_to_end(&mut body).unwrap();
-        let mut buf = [0u8; 8];
-        for _ in 0..5 {
-            assert_eq!(req.body().read(&mut buf).unwrap(), 0);
-        }
-        w.write_body(b"ok").unwrap();
-
-    });
+    let (client, server) =
+        serve_pipe(|mut req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+            let mut body = Vec::new();
+            req.body().read_to_end(&mut body).unwrap();
+            let mut buf = [0u8; 8];
+            for _ in 0..5 {
+                assert_eq!(req.body().read(&mut buf).unwrap(), 0);
+            }
+            w.write_body(b"ok").unwrap();
+        });
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
         .unwrap();
     let mut pending = Vec::new();
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().body, b"ok");
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .body,
+        b"ok"
+    );
     assert_eq!(client.background_reads_started(), 1, "Go #18535");
     client
-        .write_all(b"POST / HTTP/1.1\r\nHost: e.com\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+        .write_all(
+            b"POST / HTTP/1.1\r\nHost: e.com\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+        )
         .unwrap();
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().body, b"ok");
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .body,
+        b"ok"
+    );
     server.join().unwrap();
     assert_eq!(client.background_reads_started(), 2, "one per request");
 }
@@ -369,7 +448,9 @@ fn handler_panic_after_hijack_leaves_the_stream_open() {
         parts_tx.send(w.hijack().unwrap()).unwrap();
         panic!("handler panics after hijack");
     });
-    client.write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap();
     let mut parts: Parts = recv(&parts_rx);
     server.join().unwrap();
     assert!(!client.is_write_closed());
@@ -419,20 +500,27 @@ fn connection_state_is_unreachable_after_handler_returns_while_hijacker_holds_pa
         assert!(probe.is_alive());
         parts_tx.send((probe, w.hijack().unwrap())).unwrap();
     });
-    client.write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
+        .unwrap();
     let (probe, parts): (_, Parts) = recv(&parts_rx);
     server.join().unwrap();
-    assert!(!probe.is_alive(), "the parts keep the connection alive (Go 1.24 behaviour)");
+    assert!(
+        !probe.is_alive(),
+        "the parts keep the connection alive (Go 1.24 behaviour)"
+    );
     drop(parts);
 }
 
 #[test]
 fn close_notify_handle_kept_after_handler_returns_reaches_handler_done() {
     let (notify_tx, notify_rx) = mpsc::channel();
-    let (client, server) = serve_pipe(move |_req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
-        notify_tx.send(w.close_notify()).unwrap();
-        w.write_body(b"bye").unwrap();
-    });
+    let (client, server) = serve_pipe(
+        move |_req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+            notify_tx.send(w.close_notify()).unwrap();
+            w.write_body(b"bye").unwrap();
+        },
+    );
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -440,5 +528,9 @@ fn close_notify_handle_kept_after_handler_returns_reaches_handler_done() {
     server.join().unwrap();
     assert_eq!(notify.wait(), Fired::HandlerDone);
     client.shutdown_write();
-    assert_eq!(notify.fired(), Some(Fired::HandlerDone), "nothing fires after the handler");
+    assert_eq!(
+        notify.fired(),
+        Some(Fired::HandlerDone),
+        "nothing fires after the handler"
+    );
 }

@@ -14,7 +14,10 @@ pub fn serve_pipe<H: Handler<PipeEnd>>(handler: H) -> (PipeEnd, JoinHandle<()>) 
 }
 
 /// As [`serve_pipe`], with a config.
-pub fn serve_pipe_with<H: Handler<PipeEnd>>(handler: H, config: ServerConfig) -> (PipeEnd, JoinHandle<()>) {
+pub fn serve_pipe_with<H: Handler<PipeEnd>>(
+    handler: H,
+    config: ServerConfig,
+) -> (PipeEnd, JoinHandle<()>) {
     let (client, server) = pipe();
     let thread = std::thread::spawn(move || hijack::serve_connection(server, &handler, &config, 1));
     (client, thread)
@@ -31,7 +34,8 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Receives from `rx`, failing the test after 10 s.
 pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(Duration::from_secs(10)).expect("timed out waiting for the handler")
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("timed out waiting for the handler")
 }
 
 /// A response as read off the wire.
@@ -70,28 +74,45 @@ impl ByteSource for std::net::TcpStream {
 
 /// Reads one response (head and body, by its framing). `pending` holds bytes read past the
 /// previous response and receives those read past this one. `None` at end of stream.
-pub fn read_response(src: &mut impl ByteSource, pending: &mut Vec<u8>, head_request: bool) -> Option<Response> {
+pub fn read_response(
+    src: &mut impl ByteSource,
+    pending: &mut Vec<u8>,
+    head_request: bool,
+) -> Option<Response> {
     let mut chunk = [0u8; 8192];
     let (status, headers, head_len) = loop {
         let mut slots = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut slots);
-        if let httparse::Status::Complete(n) = resp.parse(pending).expect("malformed response head") {
+        if let httparse::Status::Complete(n) = resp.parse(pending).expect("malformed response head")
+        {
             let headers = resp
                 .headers
                 .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect::<Vec<_>>();
             break (resp.code.unwrap(), headers, n);
         }
         let n = src.read_some(&mut chunk);
         if n == 0 {
-            assert!(pending.is_empty(), "stream ended inside a response head: {pending:?}");
+            assert!(
+                pending.is_empty(),
+                "stream ended inside a response head: {pending:?}"
+            );
             return None;
         }
         pending.extend_from_slice(&chunk[..n]);
     };
     pending.drain(..head_len);
-    let mut resp = Response { status, headers, body: Vec::new() };
+    let mut resp = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
     let mut fill = |pending: &mut Vec<u8>, need: usize| {
         while pending.len() < need {
             let n = src.read_some(&mut chunk);
@@ -115,9 +136,12 @@ pub fn read_response(src: &mut impl ByteSource, pending: &mut Vec<u8>, head_requ
                 let have = pending.len();
                 fill(pending, have + 1);
             };
-            let size = usize::from_str_radix(std::str::from_utf8(&pending[..line_end]).unwrap(), 16).unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&pending[..line_end]).unwrap(), 16)
+                    .unwrap();
             fill(pending, line_end + 2 + size + 2);
-            resp.body.extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
+            resp.body
+                .extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
             pending.drain(..line_end + 2 + size + 2);
             if size == 0 {
                 break;
