@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { addr } => {
             let config = hijack::ServerConfig::default();
-            match hijack::Server::bind(addr.as_str(), config, hijack::demo::handler) {
+            match hijack::Server::bind(addr.as_str(), config, hijack::demo::Demo::default()) {
                 Ok(server) => {
                     println!("listening on http://{}", server.local_addr());
                     loop {
