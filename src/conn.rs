@@ -107,7 +107,9 @@ pub(crate) struct WriteSide {
 pub(crate) struct Conn<T: Transport> {
     /// The stream; `None` once handed to a hijacker.
     pub(crate) transport: RwLock<Option<T>>,
-    pub(crate) reader: ConnReader,
+    /// Shared with a pending background read's completion, which holds nothing else of the
+    /// connection: a completing read never keeps the connection alive.
+    pub(crate) reader: Arc<ConnReader>,
     pub(crate) read: Mutex<ReadSide>,
     pub(crate) write: Mutex<WriteSide>,
     lifecycle: Mutex<ConnState>,
@@ -128,7 +130,7 @@ impl<T: Transport> Conn<T> {
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Conn {
             transport: RwLock::new(Some(transport)),
-            reader: ConnReader::new(),
+            reader: Arc::new(ConnReader::new()),
             read: Mutex::new(ReadSide {
                 buf: BytesMut::with_capacity(READ_CHUNK),
                 body: BodyDecoder::new(BodyKind::Empty),
@@ -197,14 +199,13 @@ impl<T: Transport> Conn<T> {
         }
     }
 
-    /// Starts the background read with a completion that holds this connection.
+    /// Starts the background read; its completion holds only the connection reader.
     pub(crate) fn start_background_read(&self) {
-        let Some(conn) = self.me.upgrade() else {
-            return;
-        };
         let guard = self.transport.read();
         let Some(t) = guard.as_ref() else { return };
-        let done = move |outcome| conn.reader.complete(outcome);
+        let reader = self.reader.clone();
+        let done = move |outcome| reader.complete(outcome);
+
         if let Err(e) = self.reader.start_background_read(t, done) {
             tracing::error!(conn = self.id, error = %e, "background read not started");
         }
@@ -323,6 +324,11 @@ impl<T: Transport> Conn<T> {
     fn read_body_locked(&self, side: &mut ReadSide, out: &mut [u8]) -> io::Result<usize> {
         if side.hijacked {
             return Err(hijacked_error());
+        }
+        // A failed body stays failed: decoding on past a framing error would read garbage
+        // as framing, and could wait for a chunk that never comes.
+        if let Some(verdict) = side.framing_error {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, verdict));
         }
         if out.is_empty() {
             return Ok(0);

@@ -65,7 +65,10 @@ impl ConnReader {
         done: impl FnOnce(BackgroundOutcome) + Send + 'static,
     ) -> Result<(), InvalidTransition> {
         let mut state = self.lock();
-        if state.background_byte.is_some()
+        //= SPEC.md#background-read
+        //# A background read MUST NOT start while no handler runs.
+        if state.watch.is_none()
+            || state.background_byte.is_some()
             || (state.hijacked && !cfg!(hijack_mutant = "read_after_hijack"))
         {
             return Ok(());
@@ -104,10 +107,11 @@ impl ConnReader {
                 //= SPEC.md#close-notify
                 //# End of stream or an error from the background read while the handler runs
                 //# MUST fire close-notify and cancel the request.
-                if let Some(watch) = &state.watch {
+                if let (Some(watch), false) = (&state.watch, state.hijacked) {
                     watch.client_gone();
                 }
             }
+
             BackgroundOutcome::Aborted => {}
         }
         drop(state);

@@ -36,7 +36,11 @@ pub struct Demo {
 impl Demo {
     /// What `/close-notify/{id}` recorded for `id`.
     pub fn event(&self, id: &str) -> Option<CloseNotifyEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).get(id).copied()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
     }
 
     fn record(&self, id: &str, event: CloseNotifyEvent) {
@@ -57,7 +61,9 @@ where
             return echo(req, w);
         }
         if path == "/close-notify" || path.starts_with("/close-notify/") {
-            let id = path.trim_start_matches("/close-notify").trim_start_matches('/');
+            let id = path
+                .trim_start_matches("/close-notify")
+                .trim_start_matches('/');
             return self.close_notify(id, req, w);
         }
         if let Some(id) = path.strip_prefix("/events/") {
@@ -68,20 +74,27 @@ where
             tracing::debug!(error = %e, "reading request body");
             return;
         }
-        text(&mut w, "hijack reference server: try /echo (Upgrade: echo) or /close-notify/{id}\n");
+        text(
+            &mut w,
+            "hijack reference server: try /echo (Upgrade: echo) or /close-notify/{id}\n",
+        );
     }
 }
 
 fn text<T: Transport>(w: &mut ResponseWriter<'_, T>, body: &str) {
-    w.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    w.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     let _ = w.write_body(body.as_bytes());
 }
 
 /// `/echo`: upgrade, then echo until the client half-closes.
 pub fn echo<T: Transport>(req: Request<'_>, mut w: ResponseWriter<'_, T>) {
-    w.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("echo"));
-    w.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    w.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static("echo"));
+    w.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if !req.wants_upgrade("echo") {
         w.write_header(StatusCode::UPGRADE_REQUIRED);
         return text(&mut w, "send Connection: Upgrade and Upgrade: echo\n");
@@ -100,7 +113,11 @@ pub fn echo<T: Transport>(req: Request<'_>, mut w: ResponseWriter<'_, T>) {
         match parts.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if parts.write_all(&buf[..n]).and_then(|()| parts.flush()).is_err() {
+                if parts
+                    .write_all(&buf[..n])
+                    .and_then(|()| parts.flush())
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -117,7 +134,9 @@ impl Demo {
             .unwrap_or(5000u64);
         self.record(id, CloseNotifyEvent::Pending);
         let started = Instant::now();
-        let fired = w.close_notify().wait_timeout(Duration::from_millis(timeout_ms));
+        let fired = w
+            .close_notify()
+            .wait_timeout(Duration::from_millis(timeout_ms));
         let after_ms = started.elapsed().as_millis() as u64;
         tracing::info!(id, ?fired, after_ms, "close-notify");
         if fired == Some(Fired::ClientGone) {
@@ -139,10 +158,13 @@ impl Demo {
             CloseNotifyEvent::Fired(ms) => ("fired", ms.to_string()),
             CloseNotifyEvent::Timeout(ms) => ("timeout", ms.to_string()),
         };
-        w.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                // A request target is visible ASCII, for which Rust's string escaping is JSON's.
-        let json = format!("{{\"id\": {id:?}, \"close_notify\": \"{state}\", \"after_ms\": {after}}}\n");
+        w.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        // A request target is visible ASCII, for which Rust's string escaping is JSON's.
+        let json =
+            format!("{{\"id\": {id:?}, \"close_notify\": \"{state}\", \"after_ms\": {after}}}\n");
 
         let _ = w.write_body(json.as_bytes());
     }
@@ -151,8 +173,10 @@ impl Demo {
 /// The value of `name` in the target's query string.
 fn query<'a>(target: &'a str, name: &str) -> Option<&'a str> {
     let (_, query) = target.split_once('?')?;
-    query.split('&').find_map(|pair| match pair.split_once('=') {
-        Some((key, value)) if key == name => Some(value),
-        _ => None,
-    })
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((key, value)) if key == name => Some(value),
+            _ => None,
+        })
 }

@@ -105,8 +105,19 @@ pub fn parse_head(
                 Ok(None)
             };
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(Verdict::HeadTooLarge),
-        Err(e) => return Err(Verdict::BadRequest(parse_error(e))),
+        Err(e) => {
+            // httparse stops at a NUL or a bare CR with its own error; the table of
+            // SPEC.md#bad-input gives those bytes their own reason, whatever the chunking.
+            let head_end = buf
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(buf.len(), |i| i + 4);
+            check_bytes(&buf[..head_end])?;
+            return Err(match e {
+                httparse::Error::TooManyHeaders => Verdict::HeadTooLarge,
+                e => Verdict::BadRequest(parse_error(e)),
+            });
+        }
     };
     check_bytes(&buf[..len])?;
 

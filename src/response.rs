@@ -143,8 +143,12 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             && !read.body_ended
             && !conn.discard_body(&mut read, conn.config.max_discard_bytes)
         {
-            conn.write.lock().close_after = true;
+                        // The head is not on the wire yet: the server answers 500 and closes.
+            let mut w = conn.write.lock();
+            w.status = StatusCode::INTERNAL_SERVER_ERROR;
+            w.close_after = true;
             return Err(io::Error::new(
+
                 io::ErrorKind::InvalidData,
                 "request body could not be discarded before the upgrade",
             ));
