@@ -8,7 +8,34 @@
 //!
 //! - [`Server`] serves TCP on loopback or anywhere else; [`serve_connection`] serves any
 //!   [`Transport`], such as the in-memory [`pipe`] used by tests, fuzzers and loom models.
-//! - [`sync`] is the one synchronization facade (std, or loom under `--cfg loom`).
+//! - `sync` is the one synchronization facade (std, or loom under `--cfg loom`).
+//!
+//! An echo server that upgrades and hands every byte back, the handed-over bytes first:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use hijack::{Request, ResponseWriter, Server, ServerConfig, tcp::TcpConn};
+//!
+//! let server = Server::bind("127.0.0.1:0", ServerConfig::default(),
+//!     |_req: Request<'_>, mut w: ResponseWriter<'_, TcpConn>| {
+//!         w.write_header(http::StatusCode::SWITCHING_PROTOCOLS);
+//!         w.headers_mut().insert("upgrade", "echo".parse().unwrap());
+//!         w.headers_mut().insert("connection", "Upgrade".parse().unwrap());
+//!         let Ok(mut parts) = w.hijack() else { return };
+//!         // `parts.buffered`: every byte the server read that nobody consumed, in wire
+//!         // order. Reading `parts` yields those first, then the stream.
+//!         let mut buf = [0u8; 4096];
+//!         while let Ok(n) = parts.read(&mut buf) {
+//!             if n == 0 || parts.write_all(&buf[..n]).and_then(|()| parts.flush()).is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     })?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown(std::time::Duration::from_secs(1)).unwrap();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

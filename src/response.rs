@@ -5,7 +5,7 @@
 //! every byte the server read but nobody consumed. It takes the writer by value, so writing
 //! after a hijack, or hijacking twice, does not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0382
 //! # use hijack::{ResponseWriter, pipe::PipeEnd};
 //! fn handler(w: ResponseWriter<'_, PipeEnd>) {
 //!     let _parts = w.hijack();
@@ -13,7 +13,7 @@
 //! }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0382
 //! # use hijack::{ResponseWriter, pipe::PipeEnd};
 //! fn handler(mut w: ResponseWriter<'_, PipeEnd>) {
 //!     let _parts = w.hijack();
@@ -23,7 +23,7 @@
 //!
 //! Nor can a writer outlive its handler:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0521
 //! # use hijack::{ResponseWriter, pipe::PipeEnd};
 //! static mut KEPT: Option<ResponseWriter<'static, PipeEnd>> = None;
 //! fn handler(w: ResponseWriter<'_, PipeEnd>) {
