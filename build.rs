@@ -3,9 +3,10 @@
 //! matrix stays fast. Unset (the default), no mutant code exists.
 fn main() {
     println!("cargo::rerun-if-env-changed=HIJACK_MUTANT");
-    if let Ok(mutant) = std::env::var("HIJACK_MUTANT") {
-        if !mutant.is_empty() {
+    match std::env::var("HIJACK_MUTANT") {
+        Ok(mutant) if !mutant.is_empty() => {
             println!("cargo::rustc-cfg=hijack_mutant=\"{mutant}\"");
         }
+        _ => {}
     }
 }

@@ -195,7 +195,7 @@ impl<T: Transport> Conn<T> {
         if matches!(state, ConnState::Idle | ConnState::New)
             && let Some(t) = self.transport.read().as_ref()
         {
-            t.close();
+            t.shutdown();
         }
     }
 

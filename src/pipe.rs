@@ -302,3 +302,40 @@ impl Drop for PipeEnd {
         Transport::close(self);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::sync::Arc;
+    use crate::transport::contract;
+
+    fn pair() -> (Arc<super::PipeEnd>, impl Fn(&[u8])) {
+        let (client, server) = super::pipe();
+        (Arc::new(server), move |bytes: &[u8]| {
+            client.write_all(bytes).unwrap()
+        })
+    }
+
+    #[test]
+    fn pipe_background_read_takes_one_byte_and_reports_once() {
+        let (t, send) = pair();
+        contract::takes_one_byte_and_reports_once(t, send);
+    }
+
+    #[test]
+    fn pipe_background_read_ignores_the_read_deadline() {
+        let (t, send) = pair();
+        contract::ignores_the_read_deadline(t, send);
+    }
+
+    #[test]
+    fn pipe_interrupt_completes_without_taking_a_byte() {
+        let (t, send) = pair();
+        contract::interrupt_completes_without_taking_a_byte(t, send);
+    }
+
+    #[test]
+    fn pipe_completion_may_call_the_interrupt() {
+        let (t, send) = pair();
+        contract::completion_may_call_the_interrupt(t, send);
+    }
+}

@@ -5,6 +5,9 @@
 //! every byte the server read but nobody consumed. It takes the writer by value, so writing
 //! after a hijack, or hijacking twice, does not compile:
 //!
+//= SPEC.md#hijack-handover
+//= type=test
+//# A response writer MUST allow at most one hijack and no write after it.
 //! ```compile_fail,E0382
 //! # use hijack::{ResponseWriter, pipe::PipeEnd};
 //! fn handler(w: ResponseWriter<'_, PipeEnd>) {
@@ -21,13 +24,33 @@
 //! }
 //! ```
 //!
-//! Nor can a writer outlive its handler:
+//! Nor can a writer, a request or its body reader outlive the handler call:
 //!
+//= SPEC.md#parts
+//= type=test
+//# The request, its body reader and the response writer MUST NOT outlive the handler call
+//# they were given to.
 //! ```compile_fail,E0521
 //! # use hijack::{ResponseWriter, pipe::PipeEnd};
 //! static mut KEPT: Option<ResponseWriter<'static, PipeEnd>> = None;
 //! fn handler(w: ResponseWriter<'_, PipeEnd>) {
 //!     unsafe { KEPT = Some(w) }; // error: borrowed data escapes
+//! }
+//! ```
+//!
+//! ```compile_fail,E0521
+//! # use hijack::Request;
+//! static mut KEPT: Option<Request<'static>> = None;
+//! fn handler(req: Request<'_>) {
+//!     unsafe { KEPT = Some(req) }; // error: borrowed data escapes
+//! }
+//! ```
+//!
+//! ```compile_fail,E0597
+//! # use hijack::{Body, Request};
+//! static mut KEPT: Option<&'static mut Body<'static>> = None;
+//! fn handler(mut req: Request<'_>) {
+//!     unsafe { KEPT = Some(req.body()) }; // error: `req` does not live long enough
 //! }
 //! ```
 
@@ -143,12 +166,11 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             && !read.body_ended
             && !conn.discard_body(&mut read, conn.config.max_discard_bytes)
         {
-                        // The head is not on the wire yet: the server answers 500 and closes.
+            // The head is not on the wire yet: the server answers 500 and closes.
             let mut w = conn.write.lock();
             w.status = StatusCode::INTERNAL_SERVER_ERROR;
             w.close_after = true;
             return Err(io::Error::new(
-
                 io::ErrorKind::InvalidData,
                 "request body could not be discarded before the upgrade",
             ));

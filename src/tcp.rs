@@ -286,11 +286,60 @@ impl Transport for TcpConn {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
+    fn shutdown(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
     fn into_stream(self) -> io::Result<TcpStream> {
         let stream = Arc::try_unwrap(self.stream)
             .map_err(|_| io::Error::other("background read still holds the stream"))?;
         stream.set_read_timeout(None)?;
         stream.set_write_timeout(None)?;
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    use super::{TcpConn, Watcher};
+    use crate::transport::contract;
+
+    fn pair() -> (Arc<TcpConn>, impl Fn(&[u8])) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let conn = TcpConn::new(server, Watcher::start().unwrap());
+        let client = Mutex::new(client);
+        (Arc::new(conn), move |bytes: &[u8]| {
+            client.lock().unwrap().write_all(bytes).unwrap()
+        })
+    }
+
+    #[test]
+    fn tcp_background_read_takes_one_byte_and_reports_once() {
+        let (t, send) = pair();
+        contract::takes_one_byte_and_reports_once(t, send);
+    }
+
+    #[test]
+    fn tcp_background_read_ignores_the_read_deadline() {
+        let (t, send) = pair();
+        contract::ignores_the_read_deadline(t, send);
+    }
+
+    #[test]
+    fn tcp_interrupt_completes_without_taking_a_byte() {
+        let (t, send) = pair();
+        contract::interrupt_completes_without_taking_a_byte(t, send);
+    }
+
+    #[test]
+    fn tcp_completion_may_call_the_interrupt() {
+        let (t, send) = pair();
+        contract::completion_may_call_the_interrupt(t, send);
     }
 }

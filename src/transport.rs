@@ -76,9 +76,137 @@ pub trait Transport: Send + Sync + 'static {
     /// Called without any lock of the core held, so `done` may run on the calling thread.
     fn interrupt_background_read(&self);
 
-    /// Closes both directions: the server is done with the connection.
+    /// Closes both directions: the server is done with the connection. May wait a little
+    /// for the client to read the last response (see [`crate::tcp`]).
     fn close(&self);
+
+    /// Closes both directions at once, without waiting: an idle connection at server
+    /// shutdown, with no response in flight. Defaults to [`Transport::close`].
+    fn shutdown(&self) {
+        self.close()
+    }
 
     /// Gives the stream to a hijacker. Called once, after any background read completed.
     fn into_stream(self) -> io::Result<Self::Stream>;
+}
+
+/// Checks of the transport contract, run against every transport of the crate.
+#[cfg(all(test, not(loom)))]
+pub(crate) mod contract {
+    use std::sync::Arc;
+    use std::sync::mpsc::{Receiver, channel};
+    use std::time::{Duration, Instant};
+
+    use super::{BackgroundOutcome, BackgroundRead, Transport};
+
+    const GUARD: Duration = Duration::from_secs(10);
+
+    fn start<T: Transport>(t: &Arc<T>) -> Receiver<BackgroundOutcome> {
+        let (tx, rx) = channel();
+        t.start_background_read(BackgroundRead::new(move |outcome| {
+            let _ = tx.send(outcome);
+        }));
+        rx
+    }
+
+    fn read_exact<T: Transport>(t: &T, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n];
+        let mut at = 0;
+        while at < n {
+            let k = t.read(&mut out[at..]).unwrap();
+            assert!(k > 0, "stream ended early");
+            at += k;
+        }
+        out
+    }
+
+    //= SPEC.md#transport-contract
+    //= type=test
+    //# A transport's background read MUST take at most one byte from the stream and MUST report exactly one outcome: the byte, end of stream, an error, or aborted.
+    pub(crate) fn takes_one_byte_and_reports_once<T: Transport>(t: Arc<T>, send: impl Fn(&[u8])) {
+        send(b"ab");
+        let rx = start(&t);
+        assert!(matches!(
+            rx.recv_timeout(GUARD).unwrap(),
+            BackgroundOutcome::Byte(b'a')
+        ));
+        assert!(
+            rx.recv_timeout(Duration::from_millis(50)).is_err(),
+            "a second outcome"
+        );
+        assert_eq!(read_exact(&*t, 1), b"b");
+    }
+
+    //= SPEC.md#transport-contract
+    //= type=test
+    //# A background read MUST ignore the read deadline.
+    pub(crate) fn ignores_the_read_deadline<T: Transport>(t: Arc<T>, send: impl Fn(&[u8])) {
+        t.set_read_deadline(Some(Instant::now())).unwrap();
+        let rx = start(&t);
+        std::thread::sleep(Duration::from_millis(30));
+        send(b"x");
+        assert!(matches!(
+            rx.recv_timeout(GUARD).unwrap(),
+            BackgroundOutcome::Byte(b'x')
+        ));
+        t.set_read_deadline(None).unwrap();
+    }
+
+    //= SPEC.md#transport-contract
+    //= type=test
+    //# Interrupting a background read MUST make it complete promptly whether or not any byte arrives, and MUST NOT close the stream or take a byte that it does not report.
+    //
+    //= SPEC.md#transport-contract
+    //= type=test
+    //# The interrupt MUST NOT depend on a clock.
+    pub(crate) fn interrupt_completes_without_taking_a_byte<T: Transport>(
+        t: Arc<T>,
+        send: impl Fn(&[u8]),
+    ) {
+        // No deadline is set anywhere: the interrupt alone must end the read.
+        let rx = start(&t);
+        std::thread::sleep(Duration::from_millis(20));
+        t.interrupt_background_read();
+        assert!(matches!(
+            rx.recv_timeout(GUARD).unwrap(),
+            BackgroundOutcome::Aborted
+        ));
+        send(b"y");
+        assert_eq!(
+            read_exact(&*t, 1),
+            b"y",
+            "the stream is open and the byte still in it"
+        );
+        // Interrupting with nothing pending changes nothing.
+        t.interrupt_background_read();
+        let rx = start(&t);
+        send(b"z");
+        assert!(matches!(
+            rx.recv_timeout(GUARD).unwrap(),
+            BackgroundOutcome::Byte(b'z')
+        ));
+    }
+
+    //= SPEC.md#transport-contract
+    //= type=test
+    //# A transport MUST NOT call a completion while it holds a lock that its interrupt takes.
+    pub(crate) fn completion_may_call_the_interrupt<T: Transport>(t: Arc<T>, send: impl Fn(&[u8])) {
+        for interrupt in [false, true] {
+            let (tx, rx) = channel();
+            let again = t.clone();
+            t.start_background_read(BackgroundRead::new(move |outcome| {
+                again.interrupt_background_read(); // deadlocks if called under the lock
+                let _ = tx.send(outcome);
+            }));
+            if interrupt {
+                t.interrupt_background_read();
+            } else {
+                send(b"q");
+            }
+            match rx.recv_timeout(GUARD).expect("completion deadlocked") {
+                BackgroundOutcome::Byte(b'q') | BackgroundOutcome::Aborted => {}
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+    }
 }

@@ -12,7 +12,9 @@ use hijack::demo::{CloseNotifyEvent, Demo};
 fn echo_upgrades_and_echoes_handed_over_bytes_first() {
     let (client, server) = serve_pipe(Demo::default());
     client
-        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello")
+        .write_all(
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello",
+        )
         .unwrap();
     let mut pending = Vec::new();
     let resp = read_response(&mut &client, &mut pending, false).unwrap();
@@ -47,12 +49,13 @@ fn close_notify_endpoint_records_the_client_leaving() {
     client
         .write_all(b"GET /close-notify/a1 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    wait_until("the request is pending", || demo.event("a1") == Some(CloseNotifyEvent::Pending));
+    wait_until("the request is pending", || {
+        demo.event("a1") == Some(CloseNotifyEvent::Pending)
+    });
     assert_eq!(client.unread_len(), 0, "no response while waiting");
     client.shutdown_write();
     server.join().unwrap();
-        assert!(matches!(demo.event("a1"), Some(CloseNotifyEvent::Fired(_))));
-
+    assert!(matches!(demo.event("a1"), Some(CloseNotifyEvent::Fired(_))));
 }
 
 #[test]
@@ -60,7 +63,9 @@ fn close_notify_endpoint_times_out_and_answers() {
     let demo = Demo::default();
     let (client, server) = serve_pipe(demo.clone());
     client
-        .write_all(b"GET /close-notify/t1?timeout_ms=20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /close-notify/t1?timeout_ms=20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
         .unwrap();
     let resp = read_response(&mut &client, &mut Vec::new(), false).unwrap();
     assert_eq!((resp.status, &resp.body[..]), (200, &b"still here\n"[..]));
@@ -82,14 +87,29 @@ fn events_endpoint_reports_what_close_notify_recorded() {
         .write_all(b"GET /close-notify/e1?timeout_ms=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /events/e1 HTTP/1.1\r\nHost: x\r\n\r\nGET /events/none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut pending = Vec::new();
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().status, 200);
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .status,
+        200
+    );
     let event = read_response(&mut &client, &mut pending, false).unwrap();
     assert_eq!(event.status, 200);
     assert_eq!(event.header("content-type"), Some("application/json"));
     let json = String::from_utf8(event.body).unwrap();
-    let Some(CloseNotifyEvent::Timeout(ms)) = demo.event("e1") else { panic!("{json}") };
-    assert_eq!(json, format!("{{\"id\": \"e1\", \"close_notify\": \"timeout\", \"after_ms\": {ms}}}\n"));
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().status, 404);
+    let Some(CloseNotifyEvent::Timeout(ms)) = demo.event("e1") else {
+        panic!("{json}")
+    };
+    assert_eq!(
+        json,
+        format!("{{\"id\": \"e1\", \"close_notify\": \"timeout\", \"after_ms\": {ms}}}\n")
+    );
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .status,
+        404
+    );
     server.join().unwrap();
 }
 
@@ -104,7 +124,11 @@ fn other_paths_read_the_body_and_answer_text() {
         .unwrap();
     let resp = read_response(&mut &client, &mut Vec::new(), false).unwrap();
     assert_eq!(resp.status, 200);
-    assert!(resp.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert!(!resp.body.is_empty());
     server.join().unwrap();
 }

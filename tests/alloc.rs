@@ -1,0 +1,156 @@
+//! The hijack hands over the connection's own write buffer (SPEC.md#hijack-handover, Go PR
+//! #70756): measured with a counting global allocator whose counters are per thread, so only
+//! the handler thread's allocations during `hijack` are counted.
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::Write;
+use std::sync::mpsc;
+
+use common::{recv, serve_pipe};
+use hijack::pipe::PipeEnd;
+use hijack::{Request, ResponseWriter};
+use http::{HeaderValue, StatusCode, header};
+
+/// Counts the bytes allocated (and grown into by `realloc`) on threads that enabled counting.
+struct Counting;
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(false) };
+    static BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    // `try_with`: the allocator also runs while thread-locals are torn down.
+    let _ = ENABLED.try_with(|enabled| {
+        if enabled.get() {
+            let _ = BYTES.try_with(|b| b.set(b.get() + bytes));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting only touches
+// const-initialized thread-locals without destructors, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size.saturating_sub(layout.size()));
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` on this thread and returns what it returned and the bytes it allocated here.
+fn allocated_by<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    BYTES.with(|b| b.set(0));
+    ENABLED.with(|e| e.set(true));
+    let result = f();
+    ENABLED.with(|e| e.set(false));
+    (result, BYTES.with(Cell::get))
+}
+
+/// Less than a fresh write buffer (4096 bytes), more than the bookkeeping a hijack may need.
+const HIJACK_BUDGET: usize = 1024;
+
+//= SPEC.md#hijack-handover
+//= type=test
+//# The handed-over write buffer MUST be the connection's own write buffer, emptied, not a
+//# new allocation.
+#[test]
+fn hijack_after_a_flushed_101_head_reuses_the_write_buffer_instead_of_allocating() {
+    let (result_tx, result) = mpsc::channel();
+    let (client, server) = serve_pipe(
+        move |_req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+            w.write_header(StatusCode::SWITCHING_PROTOCOLS);
+            w.headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("test"));
+            w.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            // The head goes through the write buffer to the stream: the buffer has grown.
+            w.flush().unwrap();
+            let (parts, bytes) = allocated_by(|| w.hijack());
+            let mut parts = parts.unwrap();
+            let (empty, capacity) = (parts.write_buf.is_empty(), parts.write_buf.capacity());
+            parts.write_all(b"new protocol").unwrap();
+            parts.flush().unwrap();
+            result_tx.send((bytes, empty, capacity)).unwrap();
+        },
+    );
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (bytes, empty, capacity) = recv(&result);
+    server.join().unwrap();
+    let wire = client.read_to_end();
+    let head_len = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(wire.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_eq!(&wire[head_len..], b"new protocol");
+    assert!(empty, "the handed-over write buffer is emptied");
+    assert!(
+        capacity >= head_len,
+        "the handed-over buffer ({capacity} bytes) is not the one that held the {head_len}-byte head"
+    );
+    assert!(
+        bytes < HIJACK_BUDGET,
+        "hijack allocated {bytes} bytes on the handler thread: a new write buffer?"
+    );
+}
+
+#[test]
+fn hijack_that_writes_the_head_itself_allocates_no_new_write_buffer() {
+    // The hijack commits and flushes the 101 head: the buffer grows for the head (part of
+    // writing the response, not of the handover), and the handover hands that same buffer on.
+    let (result_tx, result) = mpsc::channel();
+    let (client, server) = serve_pipe(
+        move |_req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+            w.write_header(StatusCode::SWITCHING_PROTOCOLS);
+            let (parts, bytes) = allocated_by(|| w.hijack());
+            let parts = parts.unwrap();
+            result_tx
+                .send((
+                    bytes,
+                    parts.write_buf.is_empty(),
+                    parts.write_buf.capacity(),
+                ))
+                .unwrap();
+        },
+    );
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (bytes, empty, capacity) = recv(&result);
+    server.join().unwrap();
+    let wire = client.read_to_end();
+    let head_len = wire.len();
+    assert!(wire.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    assert!(empty);
+    assert!(capacity >= head_len, "{capacity} < {head_len}");
+    // Committing the head (its fields, its date, the buffer's amortized growth to at most
+    // twice its length) plus the handover's bookkeeping, and not a fresh buffer on top.
+    assert!(
+        bytes < 2 * head_len + 2 * HIJACK_BUDGET,
+        "hijack allocated {bytes} bytes for a {head_len}-byte head: a new write buffer?"
+    );
+}
