@@ -177,13 +177,14 @@ impl ConnReader {
                 return Ok(1);
             }
         }
-        let result = transport.read(buf);
-        if matches!(result, Ok(0) | Err(_))
-            && !buf.is_empty()
-            && let Some(watch) = &self.lock().watch
-        {
-            watch.client_gone();
+                let result = transport.read(buf);
+        if matches!(result, Ok(0) | Err(_)) && !buf.is_empty() {
+            let state = self.lock();
+            if let (Some(watch), false) = (&state.watch, state.hijacked) {
+                watch.client_gone();
+            }
         }
+
         result
     }
 
