@@ -177,7 +177,7 @@ impl ConnReader {
                 return Ok(1);
             }
         }
-                let result = transport.read(buf);
+        let result = transport.read(buf);
         if matches!(result, Ok(0) | Err(_)) && !buf.is_empty() {
             let state = self.lock();
             if let (Some(watch), false) = (&state.watch, state.hijacked) {
@@ -214,5 +214,71 @@ impl ConnReader {
         if let Some(watch) = watch {
             watch.handler_done();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::ConnReader;
+    use crate::pipe::{PipeEnd, pipe};
+    use crate::signal::Watch;
+
+    /// A reader watching a running handler, on a pipe whose client end is returned.
+    fn running() -> (Arc<ConnReader>, PipeEnd, PipeEnd) {
+        let reader = Arc::new(ConnReader::new());
+        reader.watch(Watch::default());
+        let (client, server) = pipe();
+        (reader, client, server)
+    }
+
+    fn start(reader: &Arc<ConnReader>, server: &PipeEnd) {
+        let r = reader.clone();
+        reader
+            .start_background_read(server, move |outcome| r.complete(outcome))
+            .unwrap();
+    }
+
+    fn wait_until(mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    //= SPEC.md#background-read
+    //= type=test
+    //# A background read MUST NOT start while a byte caught by an earlier one is held.
+    #[test]
+    fn no_background_read_starts_while_a_caught_byte_is_held() {
+        let (reader, client, server) = running();
+        start(&reader, &server);
+        client.write_all(b"ab").unwrap();
+        wait_until(|| client.peer_unread_len() == 1 && reader.lock().background_byte.is_some());
+        start(&reader, &server);
+        assert_eq!(client.background_reads_started(), 1);
+        assert_eq!(client.peer_unread_len(), 1, "no second byte was taken");
+        let mut buf = [0u8; 4];
+        assert_eq!(reader.read(&server, &mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'a', "the held byte reads first");
+    }
+
+    //= SPEC.md#background-read
+    //= type=test
+    //# A foreground read of the stream MUST NOT be issued while a background read is pending.
+    #[test]
+    fn a_foreground_read_fails_while_a_background_read_is_pending() {
+        let (reader, client, server) = running();
+        start(&reader, &server);
+        let mut buf = [0u8; 4];
+        assert!(reader.read(&server, &mut buf).is_err());
+        reader.abort(&server);
+        client.write_all(b"x").unwrap();
+        assert_eq!(client.peer_unread_len(), 1, "the failed read took nothing");
+        assert_eq!(reader.read(&server, &mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'x');
     }
 }
