@@ -547,12 +547,26 @@ fn discarding_an_unread_body_after_the_handler_starts_no_background_read() {
         .write_all(b"POST /first HTTP/1.1\r\nHost: e.com\r\nContent-Length: 5\r\n\r\nhello")
         .unwrap();
     let mut pending = Vec::new();
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().body, b"/first");
-    assert_eq!(client.background_reads_started(), 0, "the body ended during the discard");
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .body,
+        b"/first"
+    );
+    assert_eq!(
+        client.background_reads_started(),
+        0,
+        "the body ended during the discard"
+    );
     client
         .write_all(b"GET /second HTTP/1.1\r\nHost: e.com\r\nConnection: close\r\n\r\n")
         .unwrap();
-    assert_eq!(read_response(&mut &client, &mut pending, false).unwrap().body, b"/second");
+    assert_eq!(
+        read_response(&mut &client, &mut pending, false)
+            .unwrap()
+            .body,
+        b"/second"
+    );
     server.join().unwrap();
     assert_eq!(client.background_reads_started(), 1);
 }
