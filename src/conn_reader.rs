@@ -148,12 +148,17 @@ impl ConnReader {
     }
 
     /// Marks the connection hijacked (no background read starts from now on), then aborts
-    /// the pending one. Returns the background byte, which now belongs to the hijacker.
-    pub(crate) fn hijack<T: Transport>(&self, transport: &T) -> Option<u8> {
+    /// the pending one. A byte it caught stays held: the hijack's body discard may still
+    /// need it, then [`ConnReader::take_background_byte`] hands it over.
+    pub(crate) fn hijack<T: Transport>(&self, transport: &T) {
         if !cfg!(hijack_mutant = "read_after_hijack") {
             self.lock().hijacked = true;
         }
         self.abort(transport);
+    }
+
+    /// The held background byte, which now belongs to the hijacker.
+    pub(crate) fn take_background_byte(&self) -> Option<u8> {
         let byte = self.lock().background_byte.take();
         if cfg!(hijack_mutant = "lose_background_byte") {
             return None;

@@ -154,10 +154,10 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             (w.status_set, w.continue_unsent())
         };
         // From here no background read starts, and a pending one has completed.
-        let background_byte = match conn.transport.read().as_ref() {
+        match conn.transport.read().as_ref() {
             Some(t) => conn.reader.hijack(t),
             None => return Err(crate::conn::hijacked_error()),
-        };
+        }
         //= SPEC.md#hijack-handover
         //# If the handler wrote a response head before hijacking, the server MUST read
         //# and discard the rest of the request body before the handover.
@@ -192,7 +192,10 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             let _ = t.set_read_deadline(None);
             let _ = t.set_write_deadline(None);
         }
+        // After the discard: a held byte may have been the body's next byte.
+        let background_byte = conn.reader.take_background_byte();
         read.hijacked = true;
+
         //= SPEC.md#hijack-handover
         //# The handed-over bytes MUST be exactly the bytes the client sent after what the
         //# handler consumed that the server has read, in wire order: the read buffer, then

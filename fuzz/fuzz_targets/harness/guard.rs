@@ -1,0 +1,105 @@
+//! What keeps a fuzz input bounded and its failures readable: a watchdog, bounded waits,
+//! deliberate handler panics that are not crashes, and seeded byte patterns.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long one input may run before the watchdog aborts the process (a hang is a crash).
+pub const CASE_LIMIT: Duration = Duration::from_secs(20);
+
+/// How long a bounded wait inside an input may take before it counts as a hang. Generous:
+/// it runs out only when the invariant is already broken (or the machine is starved).
+pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// The payload of a panic a handler raises on purpose.
+pub const DELIBERATE_PANIC: &str = "hijack-fuzz: the handler panics on purpose";
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+/// When the running input started, in microseconds since [`EPOCH`] plus one; 0 when idle.
+static CASE_STARTED: AtomicU64 = AtomicU64::new(0);
+
+fn now_micros() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
+}
+
+/// Once per process: lets deliberate handler panics unwind quietly (libfuzzer-sys' hook
+/// aborts on every panic, which is what every other panic should do), and starts the
+/// watchdog thread. Call before measuring anything.
+pub fn init(target: &'static str) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let aborting = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE_PANIC) {
+                aborting(info);
+            }
+        }));
+        now_micros();
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let started = CASE_STARTED.load(Ordering::SeqCst);
+                    if started != 0
+                        && now_micros().saturating_sub(started) > CASE_LIMIT.as_micros() as u64
+                    {
+                        eprintln!(
+                            "{target}: watchdog: one input ran for more than {} s: a hang",
+                            CASE_LIMIT.as_secs()
+                        );
+                        std::process::abort();
+                    }
+                }
+            })
+            .expect("watchdog thread");
+    });
+}
+
+/// Marks one input as running for the watchdog until dropped.
+pub struct Watched(());
+
+/// Starts watching one input.
+pub fn watch() -> Watched {
+    CASE_STARTED.store(now_micros(), Ordering::SeqCst);
+    Watched(())
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        CASE_STARTED.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `cond` holds, at most [`WAIT_LIMIT`]; returns whether it held.
+pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    while !cond() {
+        if start.elapsed() > WAIT_LIMIT {
+            return false;
+        }
+        spins += 1;
+        if spins < 2000 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    true
+}
+
+/// `len` bytes from a seeded generator (splitmix64), printable so that failures read well.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            b'a' + ((z ^ (z >> 31)) % 26) as u8
+        })
+        .collect()
+}

@@ -1,0 +1,630 @@
+//! Arbitrary client bytes served on the in-memory pipe (the `serve_bytes` target).
+//!
+//! Input: the first byte chooses the split points (0: whole; 1: one byte per write for the
+//! first 64 bytes; otherwise chunk sizes from a generator seeded by it); the rest are the
+//! client's bytes. The client writes each piece once the server has read the previous one,
+//! then half-closes and reads the wire to its end. The server runs `serve_connection` on
+//! this thread with a handler chosen by each request's path:
+//!
+//! - `/e...`: echo-hijack. With `Connection: upgrade` and `Upgrade: echo` it writes
+//!   `101 Switching Protocols` first; it hijacks, checks a body read fails, and echoes every
+//!   byte it reads from the parts (handed-over bytes, then the stream) until end of stream;
+//! - `/r...`: body reader. Reads the body to its end and writes it back;
+//! - any other path: writer. The rest of the path after its first two bytes is a program:
+//!   digits set a number `n`; `b` writes `n` bytes of body, `f` flushes, `s` sets a status
+//!   (`n` indexes 200 201 204 304 404 500), `l` declares `Content-Length: n`.
+//!
+//! The checks (see [`check`]) replay the client's bytes through the head parser and body
+//! decoder to know where each request starts and ends, and read the wire strictly.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hijack::parse::{BodyKind, parse_head};
+use hijack::pipe::{PipeEnd, pipe};
+use hijack::{
+    Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter, ServerConfig,
+};
+use http::{HeaderValue, Method, StatusCode, Version, header};
+
+use crate::head::{BodyEnd, decode_body};
+use crate::wire::{CONTINUE, Framing, is_rejection, read_response, rejection, show};
+use crate::{alloc, guard};
+
+/// At most this many client writes per input (the rest goes in the last one).
+const MAX_PIECES: usize = 64;
+
+/// Statuses the writer's `s` chooses from.
+const STATUSES: [u16; 6] = [200, 201, 204, 304, 404, 500];
+
+/// Which handler a path chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Echo,
+    Reader,
+    Writer,
+}
+
+fn kind(path: &str) -> Kind {
+    if path.starts_with("/e") {
+        Kind::Echo
+    } else if path.starts_with("/r") {
+        Kind::Reader
+    } else {
+        Kind::Writer
+    }
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Returned,
+    Hijacked { upgraded: bool, read: Vec<u8> },
+    HijackFailed,
+}
+
+/// One handler call, as the handler saw it.
+#[derive(Debug)]
+struct Call {
+    method: Method,
+    target: String,
+    version: Version,
+    kind: Kind,
+    outcome: Outcome,
+    /// The reader's body, if it read it to its end.
+    body: Option<Vec<u8>>,
+    /// Body bytes the writer wrote successfully.
+    wrote: Vec<u8>,
+}
+
+/// What the handlers leave for the checks.
+#[derive(Default)]
+struct Log {
+    calls: Vec<Call>,
+    probes: Vec<ConnProbe>,
+    parts: Option<Handover<PipeEnd>>,
+    latches: Vec<(CloseNotify, Cancellation)>,
+}
+
+fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>) {
+    let path = req.path().to_owned();
+    let mut call = Call {
+        method: req.method().clone(),
+        target: req.target().to_owned(),
+        version: req.version(),
+        kind: kind(&path),
+        outcome: Outcome::Returned,
+        body: None,
+        wrote: Vec::new(),
+    };
+    {
+        let mut log = log.lock().unwrap();
+        log.probes.push(w.connection_probe());
+        log.latches.push((w.close_notify(), req.cancellation()));
+    }
+    match call.kind {
+        Kind::Echo => {
+            let upgraded = req.wants_upgrade("echo");
+            if upgraded {
+                w.write_header(StatusCode::SWITCHING_PROTOCOLS);
+                w.headers_mut()
+                    .insert(header::UPGRADE, HeaderValue::from_static("echo"));
+                w.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            }
+            let (hijacked, allocated) = alloc::allocations_of(|| w.hijack());
+            match hijacked {
+                Ok(mut parts) => {
+                    check_parts(&parts, &allocated, upgraded);
+                    //= SPEC.md#hijack-handover
+                    //= type=test
+                    //# After a hijack, a read of the request body MUST fail and MUST NOT consume any byte.
+                    // (Consuming nothing is checked by the exact handed-over bytes.)
+                    assert!(
+                        req.body().read(&mut [0u8; 16]).is_err(),
+                        "a body read after the hijack did not fail"
+                    );
+                    let mut read = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = parts.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        read.extend_from_slice(&buf[..n]);
+                        if parts
+                            .write_all(&buf[..n])
+                            .and_then(|()| parts.flush())
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    call.outcome = Outcome::Hijacked { upgraded, read };
+                    log.lock().unwrap().parts = Some(parts);
+                }
+                Err(_) => call.outcome = Outcome::HijackFailed,
+            }
+        }
+        Kind::Reader => {
+            let mut body = Vec::new();
+            let mut buf = [0u8; 1024];
+            let ended = loop {
+                match req.body().read(&mut buf) {
+                    Ok(0) => break true,
+                    Ok(n) => body.extend_from_slice(&buf[..n]),
+                    Err(_) => break false,
+                }
+            };
+            if ended {
+                let _ = w.write_body(&body);
+                call.body = Some(body);
+            }
+        }
+        Kind::Writer => write_program(&path, req.method() == Method::HEAD, &mut w, &mut call),
+    }
+    log.lock().unwrap().calls.push(call);
+}
+
+/// What the parts must be: a stream with no deadline, and (when the hijack committed no head,
+/// so the connection's buffer did not grow in it) the connection's own write buffer.
+pub fn check_parts(parts: &Handover<PipeEnd>, allocated: &[usize], committed: bool) {
+    //= SPEC.md#hijack-handover
+    //= type=test
+    //# The handed-over stream MUST have no read or write deadline set.
+    assert_eq!(
+        parts.stream.deadlines(),
+        (None, None),
+        "deadlines on the handed-over stream"
+    );
+    //= SPEC.md#hijack-handover
+    //= type=test
+    //# The handed-over write buffer MUST be the connection's own write buffer, emptied, not a new allocation.
+    if !committed && parts.write_buf.capacity() > 0 {
+        assert!(
+            !allocated.contains(&(parts.write_buf.as_ptr() as usize)),
+            "the hijack allocated the handed-over write buffer"
+        );
+    }
+    assert!(
+        parts.write_buf.is_empty(),
+        "the handed-over write buffer is not empty"
+    );
+}
+
+/// The server's limits in the fuzz targets: the defaults, with idle and header timeouts long
+/// enough never to fire, so that the server sets and clears deadlines as in production.
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        read_header_timeout: Some(std::time::Duration::from_secs(120)),
+        idle_timeout: Some(std::time::Duration::from_secs(120)),
+        ..ServerConfig::default()
+    }
+}
+
+/// Runs the writer's program (see the module docs).
+fn write_program(path: &str, head: bool, w: &mut ResponseWriter<'_, PipeEnd>, call: &mut Call) {
+    let mut n: u64 = 0;
+    let mut status: Option<u16> = None;
+    // A Content-Length declared before anything was written or flushed fixes the framing.
+    let mut declared: Option<u64> = None;
+    let mut touched = false;
+    for c in path.bytes().skip(2) {
+        match c {
+            b'0'..=b'9' => n = (n * 10 + u64::from(c - b'0')).min(6000),
+            b'b' => {
+                let data = guard::pattern(n, n as usize);
+                let result = w.write_body(&data);
+                let status = *status.get_or_insert(200);
+                if status == 204 || status == 304 {
+                    //= SPEC.md#serving-loop
+                    //= type=test
+                    //# A response with status 1xx, 204 or 304 MUST NOT carry a body, a Content-Length or a
+                    //# Transfer-Encoding, and a body write for it MUST fail.
+                    assert!(
+                        result.is_err(),
+                        "a body write for a {status} response succeeded"
+                    );
+                } else if let (Some(limit), false) = (declared, head) {
+                    //= SPEC.md#serving-loop
+                    //= type=test
+                    //# A body write past a declared Content-Length MUST fail without writing any of
+                    //# its bytes, and a response that ends short of its declared Content-Length MUST
+                    //# be followed by closing the connection.
+                    let past = call.wrote.len() as u64 + n > limit;
+                    assert_eq!(
+                        result.is_err(),
+                        past,
+                        "a write of {n} bytes after {} of a declared {limit}",
+                        call.wrote.len()
+                    );
+                }
+                if result.is_ok() {
+                    call.wrote.extend_from_slice(&data);
+                }
+                touched = true;
+                n = 0;
+            }
+            b'f' => {
+                let _ = w.flush();
+                status.get_or_insert(200);
+                touched = true;
+            }
+            b's' => {
+                let code = STATUSES[(n % STATUSES.len() as u64) as usize];
+                w.write_header(StatusCode::from_u16(code).unwrap());
+                status.get_or_insert(code);
+                n = 0;
+            }
+            // Only before the first write or flush: a length declared after body bytes were
+            // written would cut them at the commit, which no rule of SPEC.md speaks to.
+            b'l' if !touched => {
+                w.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+                declared = Some(n);
+                n = 0;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The client's writes: see the module docs.
+fn pieces(mode: u8, bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let mut state = u64::from(mode).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    while !rest.is_empty() {
+        let n = match mode {
+            0 => rest.len(),
+            _ if out.len() + 1 == MAX_PIECES => rest.len(),
+            1 => 1,
+            _ => {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                1 + (state % (u64::from(mode) % 40 + 2)) as usize
+            }
+        };
+        let (piece, next) = rest.split_at(n.min(rest.len()));
+        out.push(piece);
+        rest = next;
+    }
+    out
+}
+
+/// Serves one input and checks it; returns with everything it created dropped.
+fn run_case(data: &[u8]) {
+    let Some((&mode, bytes)) = data.split_first() else {
+        return;
+    };
+    let log = Arc::new(Mutex::new(Log::default()));
+    let (client, server) = pipe();
+    let wire = std::thread::scope(|s| {
+        let client_thread = s.spawn(move || {
+            for piece in pieces(mode, bytes) {
+                if client.write_all(piece).is_err() {
+                    break; // the server closed the connection
+                }
+                assert!(
+                    guard::wait_until(|| client.peer_unread_len() == 0),
+                    "the server stopped reading: {} bytes unread",
+                    client.peer_unread_len()
+                );
+            }
+            client.shutdown_write();
+            client.read_to_end()
+        });
+        let handler = {
+            let log = log.clone();
+            move |req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| handle(&log, req, w)
+        };
+        hijack::serve_connection(server, &handler, &config(), 1);
+        drop(handler);
+
+        let mut log = log.lock().unwrap();
+        //= SPEC.md#release
+        //= type=test
+        //# After a hijacking handler returned, the server's connection state MUST NOT stay
+        //# reachable from the handover parts.
+        assert!(
+            log.probes.iter().all(|p| !p.is_alive()),
+            "connection state reachable after serve_connection returned (hijacked: {})",
+            log.parts.is_some()
+        );
+        //= SPEC.md#close-notify
+        //= type=test
+        //# When the handler returns, a close-notify or cancellation that has not fired MUST fire with HandlerDone and wake every waiter.
+        for (notify, cancel) in &log.latches {
+            assert!(
+                notify.fired().is_some() && cancel.fired().is_some(),
+                "a latch not terminal"
+            );
+        }
+        // The hijacker lets go: the stream closes and the client reads its end.
+        if let Some(mut parts) = log.parts.take() {
+            let _ = parts.flush();
+        }
+        client_thread.join().unwrap()
+    });
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    if let Err(e) = check(bytes, &log.calls, &wire) {
+        panic!(
+            "serve_bytes: {e}\nclient bytes: {:?}\ncalls: {:?}\nwire: {:?}",
+            show(bytes),
+            log.calls,
+            show(&wire)
+        );
+    }
+}
+
+/// One input: served, checked, and then the live heap bytes are back where they were.
+pub fn run(data: &[u8]) {
+    guard::init("serve_bytes");
+    let _watched = guard::watch();
+    static WARM: OnceLock<()> = OnceLock::new();
+    WARM.get_or_init(warm_up);
+    let before = alloc::live();
+    run_case(data);
+    if let Err(grown) = alloc::settle_to(before, guard::WAIT_LIMIT) {
+        // A lazily initialized static of the process grows once; a leak grows every time.
+        if std::env::var_os("HIJACK_FUZZ_DEBUG").is_some() {
+            eprintln!("{grown} bytes live after the first run: running again");
+        }
+        let again = alloc::live();
+        run_case(data);
+        //= SPEC.md#release
+        //= type=test
+        //# When the handler returns, the connection reader MUST drop every reference to the
+        //# request's and response's state, and the close-notify handle MUST reach its terminal
+        //# state.
+        if let Err(grown_again) = alloc::settle_to(again, guard::WAIT_LIMIT) {
+            panic!("serve_bytes: {grown} then {grown_again} heap bytes still live after the input");
+        }
+    }
+}
+
+/// Every path once, so lazily initialized statics exist before anything is measured.
+fn warm_up() {
+    for input in [
+        &b"\x00GET /w12bfs HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"\x01POST /r HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /w HTTP/1.0\r\n\r\n",
+        b"\x07GET /e HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nhi",
+        b"\x00GET /e HTTP/1.1\r\nHost: a\r\n\r\nraw",
+        b"\x00GET / HTTP/1.1\r\n\r\n",
+        b"\x00POST /r HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz",
+    ] {
+        run_case(input);
+    }
+}
+
+/// The expected course of the connection, from the client's bytes, against the handler calls
+/// and the wire.
+fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
+    let mut at = 0; // where the next request head starts in the client's bytes
+    let mut w = 0; // where the next response starts on the wire
+    for (i, call) in calls.iter().enumerate() {
+        let last = i + 1 == calls.len();
+        let (head, n) = match parse_head(&client[at..], 1 << 20) {
+            Ok(Some(parsed)) => parsed,
+            other => {
+                return Err(format!(
+                    "call {i} ({} {}) for bytes at {at} that are no request head: {other:?}",
+                    call.method, call.target
+                ));
+            }
+        };
+        //= SPEC.md#serving-loop
+        //= type=test
+        //# The server MUST answer pipelined requests one at a time, in the order they arrived,
+        //# and MUST NOT read the next request head before the current response is finished.
+        if (&call.method, call.target.as_str(), call.version)
+            != (&head.method, head.target.as_str(), head.version)
+        {
+            return Err(format!(
+                "call {i} is {} {}, the request at {at} is {} {}",
+                call.method, call.target, head.method, head.target
+            ));
+        }
+        let head_end = at + n;
+        let (body, end) = decode_body(head.body, &client[head_end..], usize::MAX, 4096);
+        let body_end = match end {
+            BodyEnd::End(k) => Some(head_end + k),
+            _ => None,
+        };
+        let continue_unsent = head.expect_continue && head.body != BodyKind::Empty;
+
+        if let Outcome::Hijacked { upgraded, read } = &call.outcome {
+            if !last {
+                return Err(format!("call {} after the hijack of call {i}", i + 1));
+            }
+            //= SPEC.md#hijack-handover
+            //= type=test
+            //# If the handler wrote a response head before hijacking, the server MUST read
+            //# and discard the rest of the request body before the handover.
+            //= SPEC.md#hijack-handover
+            //= type=test
+            //# If the request asked for 100 Continue and none was sent, the hijack MUST NOT read the request body.
+            let cut = if *upgraded && !continue_unsent {
+                body_end.ok_or("a hijack with a written head whose body cannot end succeeded")?
+            } else {
+                head_end
+            };
+            //= SPEC.md#hijack-handover
+            //= type=test
+            //# The handed-over bytes followed by every byte later read from the stream MUST equal the bytes the client sent after the last byte consumed by the request head, the handler's body reads and the server's body discard, in order, each exactly once.
+            if read[..] != client[cut..] {
+                return Err(format!(
+                    "the hijacker read {:?}, the client sent {:?} after the consumed bytes",
+                    show(read),
+                    show(&client[cut..])
+                ));
+            }
+            if *upgraded {
+                let resp = read_response(&wire[w..], false)?;
+                if resp.status != 101 {
+                    return Err(format!("the upgrade got status {}", resp.status));
+                }
+                w += resp.len;
+            }
+            //= SPEC.md#hijack-handover
+            //= type=test
+            //# The hijack MUST flush everything the handler wrote before it returns the parts, so that the client receives it before any byte the hijacker writes.
+            if wire[w..] != read[..] {
+                return Err(format!(
+                    "after the hijack the client got {:?}, the hijacker wrote {:?}",
+                    show(&wire[w..]),
+                    show(read)
+                ));
+            }
+            return Ok(());
+        }
+
+        if wire[w..].starts_with(CONTINUE) {
+            //= SPEC.md#serving-loop
+            //= type=test
+            //# The server MUST NOT send 100 Continue for an HTTP/1.0 request or for a request without a body.
+            if !continue_unsent {
+                return Err(format!(
+                    "100 Continue for call {i}, which did not expect it"
+                ));
+            }
+            w += CONTINUE.len();
+        }
+        let resp = read_response(&wire[w..], head.method == Method::HEAD)
+            .map_err(|e| format!("response to call {i}: {e}"))?;
+        w += resp.len;
+        if resp.version != (head.version == Version::HTTP_11) as u8 {
+            return Err(format!("response to call {i} is HTTP/1.{}", resp.version));
+        }
+        //= SPEC.md#serving-loop
+        //= type=test
+        //# The server MUST add a Date field unless the handler set one.
+        if resp.header("date").is_none() {
+            return Err(format!("response to call {i} has no Date"));
+        }
+        let body_allowed = !(resp.status / 100 == 1 || resp.status == 204 || resp.status == 304)
+            && head.method != Method::HEAD;
+        let expected_body = match (&call.outcome, call.kind) {
+            (Outcome::Returned, Kind::Reader) => call.body.clone(),
+            (Outcome::Returned, Kind::Writer) => Some(call.wrote.clone()),
+            _ => None,
+        };
+        if let (Some(expected), true, true) = (&expected_body, body_allowed, resp.status != 400) {
+            if resp.body != *expected {
+                return Err(format!(
+                    "response to call {i} carries {:?}, the handler wrote {:?}",
+                    show(&resp.body),
+                    show(expected)
+                ));
+            }
+        }
+        if call.kind == Kind::Reader && call.outcome_returned() {
+            // The body the handler read is the body the client sent, however it arrived.
+            if let (Some(read), BodyEnd::End(_)) = (&call.body, &end) {
+                if *read != body {
+                    return Err(format!(
+                        "call {i} read the body {:?}, the client sent {:?}",
+                        show(read),
+                        show(&body)
+                    ));
+                }
+            }
+        }
+        //= SPEC.md#serving-loop
+        //= type=test
+        //# A response whose handler returned after writing at most 2048 body bytes without flushing, with no Content-Length set and a status that allows a body, MUST carry a Content-Length equal to the number of bytes written.
+        if call.kind == Kind::Reader && body_allowed && resp.status == 200 {
+            if let Some(read) = &call.body {
+                if read.len() <= 2048 && resp.framing != Framing::Length(read.len() as u64) {
+                    return Err(format!(
+                        "response to call {i} ({} bytes) framed {:?}",
+                        read.len(),
+                        resp.framing
+                    ));
+                }
+            }
+        }
+        let closes = resp.has_token("connection", "close")
+            || !resp.complete
+            || resp.framing == Framing::CloseDelimited;
+        if closes && !last {
+            return Err(format!(
+                "call {} after a response that closes the connection",
+                i + 1
+            ));
+        }
+        if !resp.complete && w != wire.len() {
+            return Err(format!("response to call {i} cut short, then more bytes"));
+        }
+        let body_consumed = match call.kind {
+            Kind::Reader => call.body.is_some(),
+            _ => !continue_unsent && body_end.is_some(),
+        };
+        //= SPEC.md#serving-loop
+        //= type=test
+        //# In every other case the server MUST keep the connection open and serve the next request on it.
+        let goes_on = head.keep_alive
+            && !closes
+            && matches!(call.outcome, Outcome::Returned)
+            && body_consumed
+            && resp.status != 400;
+        if !goes_on {
+            if !last {
+                return Err(format!("call {} after call {i}, which should close", i + 1));
+            }
+            return expect_end(wire, w);
+        }
+        at = body_end.expect("a consumed body ended");
+        if last {
+            return after_last(&client[at..], wire, w);
+        }
+    }
+    after_last(&client[at..], wire, w)
+}
+
+impl Call {
+    fn outcome_returned(&self) -> bool {
+        matches!(self.outcome, Outcome::Returned)
+    }
+}
+
+/// After the last handler call on a connection that stayed open: the rest of the client's
+/// bytes are no complete request head.
+fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
+    match parse_head(rest, 1 << 20) {
+        Ok(Some((head, _))) => Err(format!(
+            "no handler ran for the complete request {} {}",
+            head.method, head.target
+        )),
+        //= SPEC.md#bad-input
+        //= type=test
+        //# The rejection MUST be exactly the bytes of the template below, with the status code, its canonical reason phrase, the reason text of the table and the body length in decimal.
+        //= SPEC.md#bad-input
+        //= type=test
+        //# A rejected request head MUST NOT reach a handler, and the server MUST send its rejection and then close the connection.
+        Err(verdict) => {
+            if !is_rejection(&wire[w..], verdict, crate::head::strict_reasons()) {
+                return Err(format!(
+                    "expected the rejection {:?}, got {:?}",
+                    show(&rejection(verdict)),
+                    show(&wire[w..])
+                ));
+            }
+            Ok(())
+        }
+        //= SPEC.md#bad-input
+        //= type=test
+        //# A connection whose stream ends before or in the middle of a request head, or whose head read fails or times out, MUST be closed without a response.
+        Ok(None) => expect_end(wire, w),
+    }
+}
+
+fn expect_end(wire: &[u8], w: usize) -> Result<(), String> {
+    if w != wire.len() {
+        return Err(format!(
+            "{} bytes after the last response: {:?}",
+            wire.len() - w,
+            show(&wire[w..])
+        ));
+    }
+    Ok(())
+}
