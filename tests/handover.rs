@@ -5,7 +5,7 @@ mod common;
 use std::io::{Read, Write};
 use std::sync::{Mutex, mpsc};
 
-use common::{read_response, recv, serve_pipe, serve_pipe_with, wait_until};
+use common::{read_response, recv, serve_pipe, wait_until};
 use hijack::pipe::PipeEnd;
 use hijack::{Fired, Handover, Request, ResponseWriter, ServerConfig};
 use http::StatusCode;
@@ -472,14 +472,17 @@ fn deadlines_are_cleared_on_the_handed_over_stream() {
         ..ServerConfig::default()
     };
     let (result_tx, result) = mpsc::channel();
-    let (client, server) = serve_pipe_with(
-        move |_req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| {
-            let parts = w.hijack().unwrap();
-            result_tx.send(parts.stream.deadlines()).unwrap();
-        },
-        config,
-    );
-    // Two requests: the second head is read under the idle and header deadlines.
+    let handler = move |_req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| {
+        let parts = w.hijack().unwrap();
+        result_tx.send(parts.stream.deadlines()).unwrap();
+    };
+    let (client, server_end) = hijack::pipe::pipe();
+    // A write deadline already on the stream (as a server's write timeout would set), and the
+    // head read under the idle and header deadlines: the hijack must clear them all.
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    hijack::Transport::set_write_deadline(&server_end, Some(later)).unwrap();
+    let server =
+        std::thread::spawn(move || hijack::serve_connection(server_end, &handler, &config, 1));
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: e.com\r\n\r\n")
         .unwrap();

@@ -174,7 +174,8 @@ enum Report {
     Read(Result<Vec<u8>, ()>),
     Done(bool),
     Subscribed(CloseNotify),
-    Hijacked(Result<Vec<u8>, ()>),
+    /// The handed-over bytes and the background reads the pipe saw started.
+    Hijacked(Result<(Vec<u8>, u64), ()>),
     Leaving(Option<Handover<PipeEnd>>),
     ServerDone,
 }
@@ -186,7 +187,9 @@ impl std::fmt::Debug for Report {
             Report::Read(r) => write!(f, "Read({:?})", r.as_ref().map(|b| show(b))),
             Report::Done(ok) => write!(f, "Done({ok})"),
             Report::Subscribed(_) => write!(f, "Subscribed"),
-            Report::Hijacked(r) => write!(f, "Hijacked({:?})", r.as_ref().map(|b| show(b))),
+            Report::Hijacked(r) => {
+                write!(f, "Hijacked({:?})", r.as_ref().map(|(b, n)| (show(b), n)))
+            }
             Report::Leaving(p) => write!(f, "Leaving(parts: {})", p.is_some()),
             Report::ServerDone => write!(f, "ServerDone"),
         }
@@ -258,7 +261,8 @@ fn handle(
                 match hijacked {
                     Ok(p) => {
                         crate::serve::check_parts(&p, &allocated, committed);
-                        send(Report::Hijacked(Ok(p.buffered.to_vec())));
+                        let started = p.stream.background_reads_started();
+                        send(Report::Hijacked(Ok((p.buffered.to_vec(), started))));
                         parts = Some(p);
                     }
                     Err(_) => send(Report::Hijacked(Err(()))),
@@ -539,9 +543,16 @@ impl Driver<'_> {
                     other => self.fail(format!("answer {other:?} to a hijack")),
                 };
                 let expected = match self.model.hijack(*upgrade) {
-                    Ok(r) => r,
+                    Ok(r) => r.map(|bytes| (bytes, self.model.background_reads)),
                     Err(Blocked) => unreachable!("checked above"),
                 };
+                //= SPEC.md#background-read
+                //= type=test
+                //# A server MUST NOT have two background reads pending on one connection.
+                //= SPEC.md#background-read
+                //= type=test
+                //# The background read MUST start only once the request body has been read to its end (or the request has none) while the handler runs.
+                // (The pipe counts the background reads started: compared with the model's.)
                 //= SPEC.md#close-notify
                 //= type=test
                 //# Subscribing to close-notify MUST NOT prevent a later hijack on the same connection.
@@ -555,9 +566,9 @@ impl Driver<'_> {
                 //# If the body cannot be discarded within the discard limit, or the flush fails, the hijack MUST fail and the connection MUST stay the server's, which closes it after the handler returns.
                 if got != expected {
                     self.fail(format!(
-                        "the hijack gave {:?}, the model {:?}",
-                        got.as_ref().map(|b| show(b)),
-                        expected.as_ref().map(|b| show(b))
+                        "the hijack gave {:?} (bytes, background reads started), the model {:?}",
+                        got.as_ref().map(|(b, n)| (show(b), n)),
+                        expected.as_ref().map(|(b, n)| (show(b), n))
                     ));
                 }
             }

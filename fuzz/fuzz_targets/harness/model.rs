@@ -177,6 +177,8 @@ pub struct Model {
     last_returned: Option<Box<Req>>,
     /// The connection states the state hook must report, in order.
     pub states: Vec<ConnState>,
+    /// Background reads started on the connection so far.
+    pub background_reads: u64,
 }
 
 /// The outcome of a body read.
@@ -202,6 +204,7 @@ impl Default for Model {
             hijack_cut: None,
             last_returned: None,
             states: vec![ConnState::New],
+            background_reads: 0,
         }
     }
 }
@@ -347,6 +350,7 @@ impl Model {
             return;
         }
         self.bg = Bg::Pending;
+        self.background_reads += 1;
         self.background_progress();
     }
 
