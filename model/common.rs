@@ -35,6 +35,11 @@ pub fn serve<H: Handler<PipeEnd>>(
 ) -> PipeEnd {
     let (client_end, server_end) = pipe();
     client_end.write_all(head).unwrap();
+    // A write deadline already on the stream (as a server's write timeout would set): the
+    // hijack must clear it.
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    hijack::Transport::set_write_deadline(&server_end, Some(later)).unwrap();
+
     let client_thread = loom::thread::spawn(move || {
         client(&client_end);
         client_end

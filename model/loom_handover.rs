@@ -39,7 +39,17 @@ fn smoke() {
 //= type=test
 //# A byte caught by the background read MUST be kept and MUST be the first byte
 //# of whatever reads the connection next.
+//
+//= SPEC.md#hijack-handover
+//= type=test
+//# The handed-over stream MUST have no read or write deadline set.
+//
+//= SPEC.md#hijack-handover
+//= type=test
+//# The handed-over write buffer MUST be the connection's own write buffer, emptied,
+//# not a new allocation.
 /// Model 1: a background read that catches a byte races the hijack's abort. The byte
+
 /// reaches the hijacker exactly once, in order; if it was caught, it is in `buffered`.
 #[test]
 fn background_byte_reaches_the_hijacker_exactly_once() {
@@ -66,6 +76,18 @@ fn background_byte_reaches_the_hijacker_exactly_once() {
         let Hijacked { probe, mut parts } = take(&result);
         let buffered = parts.buffered.clone();
         assert!(!probe.is_alive(), "the parts keep connection state alive");
+        assert_eq!(
+            parts.stream.deadlines(),
+            (None, None),
+            "deadlines left on the stream"
+        );
+        // Nothing was written, so the connection's own write buffer was never allocated.
+        assert_eq!(
+            parts.write_buf.capacity(),
+            0,
+            "the hijack allocated a new write buffer"
+        );
+
         assert!(buffered.is_empty() || &buffered[..] == b"x");
         assert_eq!(read_all(&mut parts), b"x");
     });
