@@ -442,13 +442,13 @@ impl Driver<'_> {
                 handle.fired()
             ));
         }
-        if let (Some(expected), Some(n)) = (notify, self.notify.take()) {
-            if !guard::wait_until(|| n.fired().is_some()) || n.fired() != expected {
-                self.fail(format!(
-                    "close-notify is {:?}, the model expects {expected:?}",
-                    n.fired()
-                ));
-            }
+        if let (Some(expected), Some(n)) = (notify, self.notify.take())
+            && (!guard::wait_until(|| n.fired().is_some()) || n.fired() != expected)
+        {
+            self.fail(format!(
+                "close-notify is {:?}, the model expects {expected:?}",
+                n.fired()
+            ));
         }
     }
 
@@ -778,6 +778,7 @@ fn check_head(i: usize, head: &HeadInfo, resp: &wire::Response) -> Result<(), St
 /// Runs one sequence; returns with everything it created dropped.
 fn run_case(ops: &[Op]) {
     let (client, server) = pipe();
+    crate::serve::preset_deadlines(&server);
     let (cmd_tx, cmd_rx) = channel::<Cmd>();
     let (report_tx, report_rx) = channel::<Report>();
     let cmd_rx = Arc::new(Mutex::new(cmd_rx));

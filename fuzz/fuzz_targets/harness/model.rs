@@ -371,10 +371,11 @@ impl Model {
         };
         let _ = outcome;
         self.bg = Bg::Off;
-        if let Phase::Handler(req) = &mut self.phase {
-            if !req.returned && !req.hijack_marked {
-                Self::client_gone(req);
-            }
+        if let Phase::Handler(req) = &mut self.phase
+            && !req.returned
+            && !req.hijack_marked
+        {
+            Self::client_gone(req);
         }
     }
 

@@ -190,6 +190,14 @@ pub fn check_parts(parts: &Handover<PipeEnd>, allocated: &[usize], committed: bo
     );
 }
 
+/// Gives the server's end a write deadline far in the future, as a listener might (the pipe
+/// never blocks a write, so it never fires): the server never sets or clears a write
+/// deadline itself, so only the hijack's clearing removes it.
+pub fn preset_deadlines(server: &PipeEnd) {
+    let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let _ = hijack::Transport::set_write_deadline(server, Some(far));
+}
+
 /// The server's limits in the fuzz targets: the defaults, with idle and header timeouts long
 /// enough never to fire, so that the server sets and clears deadlines as in production.
 pub fn config() -> ServerConfig {
@@ -298,6 +306,7 @@ fn run_case(data: &[u8]) {
     };
     let log = Arc::new(Mutex::new(Log::default()));
     let (client, server) = pipe();
+    crate::serve::preset_deadlines(&server);
     let wire = std::thread::scope(|s| {
         let client_thread = s.spawn(move || {
             for piece in pieces(mode, bytes) {
@@ -508,40 +517,42 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
             (Outcome::Returned, Kind::Writer) => Some(call.wrote.clone()),
             _ => None,
         };
-        if let (Some(expected), true, true) = (&expected_body, body_allowed, resp.status != 400) {
-            if resp.body != *expected {
-                return Err(format!(
-                    "response to call {i} carries {:?}, the handler wrote {:?}",
-                    show(&resp.body),
-                    show(expected)
-                ));
-            }
+        if let (Some(expected), true, true) = (&expected_body, body_allowed, resp.status != 400)
+            && resp.body != *expected
+        {
+            return Err(format!(
+                "response to call {i} carries {:?}, the handler wrote {:?}",
+                show(&resp.body),
+                show(expected)
+            ));
         }
         if call.kind == Kind::Reader && call.outcome_returned() {
             // The body the handler read is the body the client sent, however it arrived.
-            if let (Some(read), BodyEnd::End(_)) = (&call.body, &end) {
-                if *read != body {
-                    return Err(format!(
-                        "call {i} read the body {:?}, the client sent {:?}",
-                        show(read),
-                        show(&body)
-                    ));
-                }
+            if let (Some(read), BodyEnd::End(_)) = (&call.body, &end)
+                && *read != body
+            {
+                return Err(format!(
+                    "call {i} read the body {:?}, the client sent {:?}",
+                    show(read),
+                    show(&body)
+                ));
             }
         }
         //= SPEC.md#serving-loop
         //= type=test
         //# A response whose handler returned after writing at most 2048 body bytes without flushing, with no Content-Length set and a status that allows a body, MUST carry a Content-Length equal to the number of bytes written.
-        if call.kind == Kind::Reader && body_allowed && resp.status == 200 {
-            if let Some(read) = &call.body {
-                if read.len() <= 2048 && resp.framing != Framing::Length(read.len() as u64) {
-                    return Err(format!(
-                        "response to call {i} ({} bytes) framed {:?}",
-                        read.len(),
-                        resp.framing
-                    ));
-                }
-            }
+        if call.kind == Kind::Reader
+            && body_allowed
+            && resp.status == 200
+            && let Some(read) = &call.body
+            && read.len() <= 2048
+            && resp.framing != Framing::Length(read.len() as u64)
+        {
+            return Err(format!(
+                "response to call {i} ({} bytes) framed {:?}",
+                read.len(),
+                resp.framing
+            ));
         }
         let closes = resp.has_token("connection", "close")
             || !resp.complete
