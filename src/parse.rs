@@ -88,7 +88,40 @@ pub struct RequestHead {
 ///
 /// `Ok(None)`: more bytes are needed (and `buf` is still under `max_head_bytes`).
 /// `Ok(Some((head, n)))`: the head took the first `n` bytes. `Err`: the verdict.
+///
+/// A rejected head gets the verdict of its shortest rejected prefix, so the verdict does not
+/// depend on how the bytes arrived: the server parses after every read, and a client sending
+/// one byte per write makes it see every prefix (SPEC.md#bad-input, first fault wins).
 pub fn parse_head(
+    buf: &[u8],
+    max_head_bytes: usize,
+) -> Result<Option<(RequestHead, usize)>, Verdict> {
+    let verdict = match parse_prefix(buf, max_head_bytes) {
+        Err(verdict) => verdict,
+        decided => return decided,
+    };
+    //= SPEC.md#bad-input
+    //# A request head with more than one fault MUST get the verdict of the shortest prefix of
+    //# its bytes that is rejected, however its bytes were split across reads.
+    // Once a prefix is rejected every longer one is (no later byte repairs a fault), so the
+    // shortest rejected prefix is found by bisection: `ok` is never rejected, `bad` always.
+    let (mut ok, mut bad) = (0, buf.len());
+    let mut first = verdict;
+    while bad - ok > 1 {
+        let mid = ok + (bad - ok) / 2;
+        match parse_prefix(&buf[..mid], max_head_bytes) {
+            Err(verdict) => (bad, first) = (mid, verdict),
+            _ => ok = mid,
+        }
+    }
+    if cfg!(hijack_mutant = "verdict_of_whole_head") {
+        return Err(verdict);
+    }
+    Err(first)
+}
+
+/// The verdict on `buf` alone, without looking for a shorter rejected prefix.
+fn parse_prefix(
     buf: &[u8],
     max_head_bytes: usize,
 ) -> Result<Option<(RequestHead, usize)>, Verdict> {
@@ -107,12 +140,8 @@ pub fn parse_head(
         }
         Err(e) => {
             // httparse stops at a NUL or a bare CR with its own error; the table of
-            // SPEC.md#bad-input gives those bytes their own reason, whatever the chunking.
-            let head_end = buf
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map_or(buf.len(), |i| i + 4);
-            check_bytes(&buf[..head_end])?;
+            // SPEC.md#bad-input gives those bytes their own reason.
+            check_bytes(buf)?;
             return Err(match e {
                 httparse::Error::TooManyHeaders => Verdict::HeadTooLarge,
                 e => Verdict::BadRequest(parse_error(e)),

@@ -158,6 +158,12 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             Some(t) => conn.reader.hijack(t),
             None => return Err(crate::conn::hijacked_error()),
         }
+        // The seeded bug of the kill matrix: the held byte taken before the discard.
+        let early_byte = if cfg!(hijack_mutant = "take_byte_before_discard") {
+            conn.reader.take_background_byte()
+        } else {
+            None
+        };
         //= SPEC.md#hijack-handover
         //# If the handler wrote a response head before hijacking, the server MUST read
         //# and discard the rest of the request body before the handover.
@@ -193,7 +199,7 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
             let _ = t.set_write_deadline(None);
         }
         // After the discard: a held byte may have been the body's next byte.
-        let background_byte = conn.reader.take_background_byte();
+        let background_byte = early_byte.or_else(|| conn.reader.take_background_byte());
         read.hijacked = true;
 
         //= SPEC.md#hijack-handover

@@ -92,6 +92,8 @@ enum Rule {
     TooLarge,
     /// Expect other than 100-continue: 417.
     Expectation,
+    /// Two faults: the first in wire order decides (found by the request_head fuzz target).
+    FirstFault,
 }
 
 struct HeadCase {
@@ -128,6 +130,12 @@ fn head_cases() -> Vec<HeadCase> {
             head.extend_from_slice(format!("f{i}: v\r\n").as_bytes());
         }
         head.extend_from_slice(b"\r\n");
+        head
+    };
+    let too_many_fields_then_bare_lf = {
+        let mut head = too_many_fields.clone();
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(b"x: y\n\n");
         head
     };
     let over_max_head = {
@@ -189,6 +197,13 @@ fn head_cases() -> Vec<HeadCase> {
         case(TooLarge, "more than 128 header fields", &too_many_fields, 431, "request header section too large"),
         // Expect.
         case(Expectation, "Expect other than 100-continue", b"GET / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", 417, "unsupported expectation"),
+        // Two faults (fuzz/regressions/request_head-*-depends-on-chunking and kin).
+        case(FirstFault, "bad token, then a bare LF", b"(\xf6\n", 400, "invalid token in request line"),
+        case(FirstFault, "129 fields, then a bare LF", &too_many_fields_then_bare_lf, 431, "request header section too large"),
+        case(FirstFault, "NUL in the target, then obs-fold", b"GET /a\0b HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n", 400, "NUL byte in request head"),
+        case(FirstFault, "bad token, then a NUL", b"G@T / HTTP/1.1\r\nHost: x\r\nA: \0\r\n\r\n", 400, "invalid token in request line"),
+        case(FirstFault, "bare LF, then TE with CL", b"POST / HTTP/1.1\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400, "bare LF in request head"),
+        case(FirstFault, "space in a field name, then a bare CR", b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\rw\r\n\r\n", 400, "invalid header name (or obs-fold)"),
     ]
 }
 
@@ -322,6 +337,15 @@ fn te_in_http10_empty_malformed_or_chunked_twice_gets_400() {
 #[test]
 fn transfer_coding_other_than_chunked_gets_501() {
     assert!(check_heads(&[Rule::UnknownCoding]) > 0);
+}
+
+//= SPEC.md#bad-input
+//= type=test
+//# A request head with more than one fault MUST get the verdict of the shortest prefix of
+//# its bytes that is rejected, however its bytes were split across reads.
+#[test]
+fn a_head_with_two_faults_gets_the_verdict_of_its_first_whatever_the_chunking() {
+    assert_eq!(check_heads(&[Rule::FirstFault]), 6);
 }
 
 //= SPEC.md#bad-input

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::sync::{Mutex, mpsc};
 
 use common::{read_response, recv, serve_pipe, wait_until};
-use hijack::pipe::PipeEnd;
+use hijack::pipe::{PipeEnd, pipe};
 use hijack::{Fired, Handover, Request, ResponseWriter, ServerConfig};
 use http::StatusCode;
 
@@ -476,7 +476,7 @@ fn deadlines_are_cleared_on_the_handed_over_stream() {
         let parts = w.hijack().unwrap();
         result_tx.send(parts.stream.deadlines()).unwrap();
     };
-    let (client, server_end) = hijack::pipe::pipe();
+    let (client, server_end) = pipe();
     // A write deadline already on the stream (as a server's write timeout would set), and the
     // head read under the idle and header deadlines: the hijack must clear them all.
     let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
@@ -572,4 +572,50 @@ fn discarding_an_unread_body_after_the_handler_starts_no_background_read() {
     );
     server.join().unwrap();
     assert_eq!(client.background_reads_started(), 1);
+}
+
+//= SPEC.md#hijack-handover
+//= type=test
+//# If the handler wrote a response head before hijacking, the server MUST read
+//# and discard the rest of the request body before the handover.
+/// Found by the lifecycle property (tests/prop_lifecycle.rs): request `/a` has no body;
+/// request `/b`'s head arrives with it, so it is buffered when `/a`'s background read catches
+/// the first byte of `/b`'s body. `/b` writes a 101 head and hijacks: the body is discarded
+/// first, so the held byte must count as the body's first byte, and the hijacker reads exactly
+/// what follows the body (mutant `take_byte_before_discard` takes the byte out first).
+#[test]
+fn hijack_discard_keeps_a_held_background_byte() {
+    let (client, server_end) = pipe();
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (go_tx, go) = mpsc::channel::<()>();
+    let (got_tx, got) = mpsc::channel();
+    let go = Mutex::new(go);
+    let handler = move |req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>| {
+        if req.path() == "/a" {
+            started_tx.send(()).unwrap();
+            go.lock().unwrap().recv().unwrap();
+            return;
+        }
+        w.write_header(http::StatusCode::SWITCHING_PROTOCOLS);
+        let mut parts = w.hijack().expect("hijack");
+        let mut rest = Vec::new();
+        parts.read_to_end(&mut rest).unwrap();
+        got_tx.send(rest).unwrap();
+    };
+    let server = std::thread::spawn(move || {
+        hijack::serve_connection(server_end, &handler, &ServerConfig::default(), 1)
+    });
+    client
+        .write_all(b"GET /a HTTP/1.1\r\nHost: e\r\n\r\nPOST /b HTTP/1.1\r\nHost: e\r\nContent-Length: 5\r\n\r\n")
+        .unwrap();
+    started.recv().unwrap();
+    client.write_all(b"helloAFTER").unwrap();
+    wait_until("the background read caught a byte", || {
+        client.unread_len() == 0 && client.peer_unread_len() == 9
+    });
+    go_tx.send(()).unwrap();
+    client.shutdown_write();
+    let rest = got.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    server.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&rest), "AFTER");
 }

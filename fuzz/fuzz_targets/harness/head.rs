@@ -93,21 +93,14 @@ pub fn check(data: &[u8]) {
     let whole = parse_head(data, MAX_HEAD);
     let outcome_whole = outcome(whole.clone());
     let outcome_bytes = head_byte_at_a_time(data);
-    if strict_reasons() {
-        assert_eq!(
-            outcome_bytes, outcome_whole,
-            "the head's verdict depends on how its bytes arrive"
-        );
-    } else {
-        // Whether a head is accepted, rejected or incomplete must not depend on the chunking.
-        // Which rejection an input with two faults gets (its reason text, even its status)
-        // does, today (fuzz/README.md, known bugs): HIJACK_FUZZ_STRICT=1 checks it.
-        assert_eq!(
-            loose(&outcome_bytes),
-            loose(&outcome_whole),
-            "the head's verdict depends on how its bytes arrive: {outcome_bytes:?} one byte at a time, {outcome_whole:?} whole"
-        );
-    }
+    //= SPEC.md#bad-input
+    //= type=test
+    //# A request head with more than one fault MUST get the verdict of the shortest prefix of
+    //# its bytes that is rejected, however its bytes were split across reads.
+    assert_eq!(
+        outcome_bytes, outcome_whole,
+        "the head's verdict depends on how its bytes arrive"
+    );
     let Ok(Some((head, n))) = whole else { return };
     check_accepted(&head, &data[..n]);
 
@@ -119,21 +112,6 @@ pub fn check(data: &[u8]) {
             (body.clone(), end_clone(&end)),
             "the body decodes differently in pieces of {piece} byte(s) into {out_len}-byte reads"
         );
-    }
-}
-
-/// Whether verdicts are compared with their reason text (`HIJACK_FUZZ_STRICT=1`), or by
-/// status only.
-pub fn strict_reasons() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("HIJACK_FUZZ_STRICT").is_some_and(|v| v == "1"))
-}
-
-/// An outcome with any rejection counted as the same.
-fn loose(outcome: &HeadOutcome) -> Option<&HeadOutcome> {
-    match outcome {
-        HeadOutcome::Rejected(_) => None,
-        other => Some(other),
     }
 }
 

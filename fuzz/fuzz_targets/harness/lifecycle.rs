@@ -638,7 +638,7 @@ fn check_wire(model: &Model, wire: &[u8]) -> Result<(), String> {
                 w += CONTINUE.len();
             }
             WireItem::Rejection(verdict) => {
-                if !is_rejection(rest, *verdict, crate::head::strict_reasons()) {
+                if !is_rejection(rest, *verdict) {
                     return Err(format!(
                         "item {i}: expected the rejection {:?}, got {:?}",
                         show(&wire::rejection(*verdict)),

@@ -613,7 +613,7 @@ fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
         //= type=test
         //# A rejected request head MUST NOT reach a handler, and the server MUST send its rejection and then close the connection.
         Err(verdict) => {
-            if !is_rejection(&wire[w..], verdict, crate::head::strict_reasons()) {
+            if !is_rejection(&wire[w..], verdict) {
                 return Err(format!(
                     "expected the rejection {:?}, got {:?}",
                     show(&rejection(verdict)),
