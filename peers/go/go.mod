@@ -1,0 +1,3 @@
+module hijack/peers/go
+
+go 1.24
