@@ -5,16 +5,23 @@
 //! - `/close-notify/{id}` (and `/close-notify`): waits for the client to go away, or for
 //!   `timeout_ms` (default 5000), and records which happened for `/events/{id}`.
 //! - `/events/{id}`: what `/close-notify/{id}` recorded, as JSON.
+//! - `/hold` with `Connection: Upgrade` and `Upgrade: hold`: answers 101, hijacks, and keeps
+//!   every handed-over part in a server-wide list (the memory cases).
+//! - `/release`: drops everything `/hold` kept, answers `{"released": N}`.
+//! - `/stats`: `{"live_heap_bytes": N, "connections": M}`, from the probes the program gave
+//!   ([`Demo::with_heap_probe`], [`Demo::state_hook`]); `null` for a figure without a probe.
 //! - anything else: reads the request body, answers a short text.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode, header};
 
-use crate::{Fired, Handler, Request, ResponseWriter, Transport};
+use crate::{ConnState, Fired, Handler, Request, ResponseWriter, StateHook, Transport};
 
 /// How a `/close-notify/{id}` request ended, as `/events/{id}` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,13 +34,63 @@ pub enum CloseNotifyEvent {
     Timeout(u64),
 }
 
-/// The demo handler, with the events its `/close-notify/{id}` requests recorded.
+/// Live heap bytes as the program measures them (for `/stats`): the library cannot count
+/// the program's allocations itself, the program's global allocator can.
+#[derive(Clone)]
+pub struct HeapProbe(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for HeapProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeapProbe")
+    }
+}
+
+/// The demo handler, with the events its `/close-notify/{id}` requests recorded and the
+/// parts its `/hold` requests kept.
 #[derive(Clone, Debug, Default)]
 pub struct Demo {
     events: Arc<Mutex<HashMap<String, CloseNotifyEvent>>>,
+    /// Every `Handover` a `/hold` request took, type-erased: nothing reads or writes them.
+    held: Arc<Mutex<Vec<Box<dyn Any + Send>>>>,
+    heap_probe: Option<HeapProbe>,
+    /// Connections the server serves (New to Hijacked or Closed), counted by the state hook.
+    served: Arc<AtomicI64>,
+    /// Connections an `/echo` handler is echoing on (hijacked, still open).
+    echoing: Arc<AtomicI64>,
+    /// Whether [`Demo::state_hook`] was handed out, so that `served` means something.
+    counting: Arc<AtomicBool>,
 }
 
 impl Demo {
+    /// The demo handler whose `/stats` reports `probe()` as its live heap bytes.
+    pub fn with_heap_probe(probe: impl Fn() -> u64 + Send + Sync + 'static) -> Demo {
+        Demo {
+            heap_probe: Some(HeapProbe(Arc::new(probe))),
+            ..Demo::default()
+        }
+    }
+
+    /// A state hook for the server's `ServerConfig::on_state` that counts the connections it
+    /// serves, so that `/stats` can report them (with the hijacked ones this handler holds).
+    pub fn state_hook(&self) -> StateHook {
+        self.counting.store(true, Ordering::Relaxed);
+        let served = self.served.clone();
+        Arc::new(move |_id, state| match state {
+            ConnState::New => {
+                served.fetch_add(1, Ordering::Relaxed);
+            }
+            ConnState::Hijacked | ConnState::Closed => {
+                served.fetch_sub(1, Ordering::Relaxed);
+            }
+            ConnState::Active | ConnState::Idle => {}
+        })
+    }
+
+    /// How many connections `/hold` keeps.
+    pub fn held(&self) -> usize {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// What `/close-notify/{id}` recorded for `id`.
     pub fn event(&self, id: &str) -> Option<CloseNotifyEvent> {
         self.events
@@ -58,7 +115,7 @@ where
     fn serve(&self, mut req: Request<'_>, mut w: ResponseWriter<'_, T>) {
         let path = req.path().to_string();
         if path == "/echo" {
-            return echo(req, w);
+            return echo_counted(req, w, Some(self.echoing.clone()));
         }
         if path == "/close-notify" || path.starts_with("/close-notify/") {
             let id = path
@@ -68,6 +125,12 @@ where
         }
         if let Some(id) = path.strip_prefix("/events/") {
             return self.events(id, w);
+        }
+        match path.as_str() {
+            "/hold" => return self.hold(req, w),
+            "/release" => return self.release(w),
+            "/stats" => return self.stats(w),
+            _ => {}
         }
         let mut body = Vec::new();
         if let Err(e) = req.body().read_to_end(&mut body) {
@@ -90,7 +153,31 @@ fn text<T: Transport>(w: &mut ResponseWriter<'_, T>, body: &str) {
 }
 
 /// `/echo`: upgrade, then echo until the client half-closes.
-pub fn echo<T: Transport>(req: Request<'_>, mut w: ResponseWriter<'_, T>) {
+pub fn echo<T: Transport>(req: Request<'_>, w: ResponseWriter<'_, T>) {
+    echo_counted(req, w, None)
+}
+
+/// Counts a connection in `/stats` while its `/echo` runs.
+struct Echoing(Arc<AtomicI64>);
+
+impl Echoing {
+    fn start(count: Arc<AtomicI64>) -> Echoing {
+        count.fetch_add(1, Ordering::Relaxed);
+        Echoing(count)
+    }
+}
+
+impl Drop for Echoing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn echo_counted<T: Transport>(
+    req: Request<'_>,
+    mut w: ResponseWriter<'_, T>,
+    echoing: Option<Arc<AtomicI64>>,
+) {
     w.headers_mut()
         .insert(header::UPGRADE, HeaderValue::from_static("echo"));
     w.headers_mut()
@@ -108,6 +195,7 @@ pub fn echo<T: Transport>(req: Request<'_>, mut w: ResponseWriter<'_, T>) {
         }
     };
     drop(req);
+    let _echoing = echoing.map(Echoing::start);
     let mut buf = [0u8; 16 << 10];
     loop {
         match parts.read(&mut buf) {
@@ -127,6 +215,56 @@ pub fn echo<T: Transport>(req: Request<'_>, mut w: ResponseWriter<'_, T>) {
 }
 
 impl Demo {
+    /// `/hold`: upgrade, hijack, and keep every part until `/release`.
+    fn hold<T: Transport>(&self, req: Request<'_>, mut w: ResponseWriter<'_, T>) {
+        w.headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("hold"));
+        w.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if !req.wants_upgrade("hold") {
+            w.write_header(StatusCode::UPGRADE_REQUIRED);
+            return text(&mut w, "send Connection: Upgrade and Upgrade: hold\n");
+        }
+        w.write_header(StatusCode::SWITCHING_PROTOCOLS);
+        match w.hijack() {
+            // The hijack flushed the 101; the parts stay as the handover left them.
+            Ok(parts) => self
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Box::new(parts)),
+            Err(e) => tracing::warn!(error = %e, "hijack failed"),
+        }
+    }
+
+    /// `/release`: close and drop everything `/hold` kept.
+    fn release<T: Transport>(&self, mut w: ResponseWriter<'_, T>) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        let released = held.len();
+        drop(held);
+        json(&mut w, &format!("{{\"released\": {released}}}\n"));
+    }
+
+    /// `/stats`: live heap bytes and connections held, `null` where this program cannot tell.
+    fn stats<T: Transport>(&self, mut w: ResponseWriter<'_, T>) {
+        let heap = match &self.heap_probe {
+            Some(HeapProbe(probe)) => probe().to_string(),
+            None => "null".to_string(),
+        };
+        let connections = if self.counting.load(Ordering::Relaxed) {
+            let n = self.served.load(Ordering::Relaxed)
+                + self.echoing.load(Ordering::Relaxed)
+                + self.held() as i64;
+            n.max(0).to_string()
+        } else {
+            "null".to_string()
+        };
+        json(
+            &mut w,
+            &format!("{{\"live_heap_bytes\": {heap}, \"connections\": {connections}}}\n"),
+        );
+    }
+
     /// `/close-notify/{id}`: wait for the client to leave or the timeout, record which.
     fn close_notify<T: Transport>(&self, id: &str, req: Request<'_>, mut w: ResponseWriter<'_, T>) {
         let timeout_ms = query(req.target(), "timeout_ms")
@@ -158,16 +296,19 @@ impl Demo {
             CloseNotifyEvent::Fired(ms) => ("fired", ms.to_string()),
             CloseNotifyEvent::Timeout(ms) => ("timeout", ms.to_string()),
         };
-        w.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
         // A request target is visible ASCII, for which Rust's string escaping is JSON's.
         let json =
             format!("{{\"id\": {id:?}, \"close_notify\": \"{state}\", \"after_ms\": {after}}}\n");
-
-        let _ = w.write_body(json.as_bytes());
+        self::json(&mut w, &json);
     }
+}
+
+fn json<T: Transport>(w: &mut ResponseWriter<'_, T>, body: &str) {
+    w.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let _ = w.write_body(body.as_bytes());
 }
 
 /// The value of `name` in the target's query string.

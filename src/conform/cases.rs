@@ -1,0 +1,543 @@
+//! The built-in cases, as vectors, named `group/name` after the section of SPEC.md they
+//! check (and the historic bug, where there is one). Bytes are spelled out: what a case
+//! sends is what a reader of its vector sees.
+
+use super::vector::{Endpoint, Level, ResponseExpect, Step, Vector};
+
+const HOST: &str = "Host: conform\r\n";
+
+/// The upgrade request of `/echo`.
+const ECHO: &str =
+    "GET /echo HTTP/1.1\r\nHost: conform\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
+
+/// 64 distinct bytes: a lost or repeated byte shifts every later one.
+const PATTERN: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
+
+/// A request the server must never answer: it hides inside a body.
+const HIDDEN: &str = "GET /smuggled HTTP/1.1\r\nHost: conform\r\n\r\n";
+
+/// Builds one vector.
+struct Case(Vector);
+
+fn case(name: &str, level: Level, spec: &str, description: &str) -> Case {
+    Case(Vector {
+        version: 1,
+        name: name.into(),
+        level,
+        spec: spec.into(),
+        description: description.into(),
+        needs: vec![],
+        steps: vec![Step::Connect { conn: 0 }],
+    })
+}
+
+fn upgraded() -> ResponseExpect {
+    let mut r = ResponseExpect::status(101);
+    r.headers.insert("upgrade".into(), "echo".into());
+    r.headers.insert("connection".into(), "upgrade".into());
+    r
+}
+
+fn statuses(list: &[u16]) -> Vec<ResponseExpect> {
+    list.iter().map(|&s| ResponseExpect::status(s)).collect()
+}
+
+impl Case {
+    fn needs(mut self, e: Endpoint) -> Case {
+        self.0.needs.push(e);
+        self
+    }
+    fn step(mut self, s: Step) -> Case {
+        self.0.steps.push(s);
+        self
+    }
+    fn send(self, data: &str) -> Case {
+        self.send_repeat(data, None)
+    }
+    fn send_repeat(self, data: &str, repeat: Option<usize>) -> Case {
+        self.step(Step::Send {
+            conn: 0,
+            data: data.into(),
+            repeat,
+            write_size: None,
+            pause_ms: None,
+        })
+    }
+    fn sleep(self, ms: u64) -> Case {
+        self.step(Step::Sleep { ms })
+    }
+    fn expect(self, responses: Vec<ResponseExpect>, close: bool) -> Case {
+        self.step(Step::ExpectResponses {
+            conn: 0,
+            responses: Some(responses),
+            close,
+            max_responses: None,
+        })
+    }
+    /// Responses as listed, and never more than `max` (more would answer a hidden request).
+    fn expect_at_most(
+        self,
+        responses: Option<Vec<ResponseExpect>>,
+        close: bool,
+        max: usize,
+    ) -> Case {
+        self.step(Step::ExpectResponses {
+            conn: 0,
+            responses,
+            close,
+            max_responses: Some(max),
+        })
+    }
+    fn expect_bytes(self, data: &str, repeat: Option<usize>) -> Case {
+        self.step(Step::ExpectBytes {
+            conn: 0,
+            data: data.into(),
+            repeat,
+        })
+    }
+    /// Half-close, and the echo ends with the server's close.
+    fn end_echo(self) -> Case {
+        self.step(Step::ShutdownWrite { conn: 0 })
+            .step(Step::ExpectClose { conn: 0 })
+    }
+    fn event(self, id: &str, close_notify: &str, within_ms: u64) -> Case {
+        self.step(Step::ExpectEvent {
+            id: id.into(),
+            close_notify: close_notify.into(),
+            within_ms,
+        })
+    }
+}
+
+/// `/close-notify/{id}` for this run, with a timeout.
+fn close_notify(id: &str, timeout_ms: u64) -> String {
+    format!("GET /close-notify/${{RUN}}-{id}?timeout_ms={timeout_ms} HTTP/1.1\r\n{HOST}\r\n")
+}
+
+fn event_id(id: &str) -> String {
+    format!("${{RUN}}-{id}")
+}
+
+/// Every built-in byte-level case, in the order they are listed and run.
+pub fn all() -> Vec<Vector> {
+    let mut v = handover();
+    v.extend(close_notify_cases());
+    v.extend(serving());
+    v.extend(bad_input());
+    v.into_iter().map(|c| c.0).collect()
+}
+
+fn handover() -> Vec<Case> {
+    use Level::Must;
+    let spec = "SPEC.md#hijack-handover";
+    let echo =
+        |name: &str, description: &str| case(name, Must, spec, description).needs(Endpoint::Echo);
+    vec![
+        echo(
+            "handover/background-byte-same-write",
+            "bytes sent in the same write as the upgrade head are handed over and echoed first (TestServerHijackGetsBackgroundByte)",
+        )
+        .send(&format!("{ECHO}hello"))
+        .expect(vec![upgraded()], false)
+        .expect_bytes("hello", None)
+        .end_echo(),
+        echo(
+            "handover/background-byte-after-pause",
+            "bytes that arrive while the handler runs, after the head, are handed over in order (Go #15224, #18535)",
+        )
+        .send(ECHO)
+        .sleep(100)
+        .send("ping")
+        .expect(vec![upgraded()], false)
+        .expect_bytes("ping", None)
+        .end_echo(),
+        echo(
+            "handover/one-byte-at-a-time",
+            "the upgrade head and the first bytes of the new protocol written one byte per write are all handed over",
+        )
+        .step(Step::Send {
+            conn: 0,
+            data: format!("{ECHO}hello"),
+            repeat: None,
+            write_size: Some(1),
+            pause_ms: Some(1),
+        })
+        .expect(vec![upgraded()], false)
+        .expect_bytes("hello", None)
+        .end_echo(),
+        echo(
+            "handover/8k-after-head",
+            "8 KiB sent with the upgrade head (more than one read buffer) come back exactly, in order",
+        )
+        .send(ECHO)
+        .send_repeat(PATTERN, Some(128))
+        .expect(vec![upgraded()], false)
+        .expect_bytes(PATTERN, Some(128))
+        .end_echo(),
+        echo(
+            "handover/100k-after-head",
+            "100 KiB sent right after the upgrade head come back exactly, in order",
+        )
+        .send(ECHO)
+        .send_repeat(PATTERN, Some(1600))
+        .expect(vec![upgraded()], false)
+        .expect_bytes(PATTERN, Some(1600))
+        .end_echo(),
+        echo(
+            "handover/full-body-100k",
+            "an upgrade request with a 100 KiB Content-Length body: after the 101 the server discards the body, and the new protocol starts exactly after it (Go #61841, #27408)",
+        )
+        .send(&format!(
+            "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nContent-Length: 102400\r\n\r\n"
+        ))
+        .send_repeat(PATTERN, Some(1600))
+        .send("after the body")
+        .expect(vec![upgraded()], false)
+        .expect_bytes("after the body", None)
+        .end_echo(),
+        echo(
+            "handover/chunked-body-discarded",
+            "an upgrade request with a chunked body: its terminating 0\\r\\n\\r\\n is not read as the new protocol (Go #61841)",
+        )
+        .send(&format!(
+            "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nnew protocol"
+        ))
+        .expect(vec![upgraded()], false)
+        .expect_bytes("new protocol", None)
+        .end_echo(),
+        echo(
+            "handover/pipelined-request-after-upgrade",
+            "a request pipelined after an upgrade request is the new protocol's bytes: echoed verbatim, never answered as HTTP",
+        )
+        .send(&format!("{ECHO}GET / HTTP/1.1\r\n{HOST}\r\n"))
+        .expect(vec![upgraded()], false)
+        .expect_bytes(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"), None)
+        .end_echo(),
+        echo(
+            "handover/first-bytes-not-lost",
+            "the first bytes of the new protocol, sent with the head, come before the bytes sent after the 101 (Caddy, Kubernetes, Moby)",
+        )
+        .send(&format!("{ECHO}first,"))
+        .expect(vec![upgraded()], false)
+        .send("second")
+        .expect_bytes("first,second", None)
+        .end_echo(),
+    ]
+}
+
+fn close_notify_cases() -> Vec<Case> {
+    use Level::Must;
+    let spec = "SPEC.md#close-notify";
+    let cn = |name: &str, description: &str| {
+        case(name, Must, spec, description).needs(Endpoint::CloseNotify)
+    };
+    vec![
+        cn("close-notify/fires-on-close", "the client closes while the handler waits: close-notify fires")
+            .send(&close_notify("close", 4000))
+            .sleep(150)
+            .step(Step::Close { conn: 0 })
+            .event(&event_id("close"), "fired", 3000),
+        cn(
+            "close-notify/fires-on-half-close",
+            "the client half-closes while the handler waits: close-notify fires (a half-close counts as going away, as in Go)",
+        )
+        .send(&close_notify("half-close", 4000))
+        .sleep(150)
+        .step(Step::ShutdownWrite { conn: 0 })
+        .event(&event_id("half-close"), "fired", 3000),
+        cn("close-notify/fires-on-reset", "the client resets while the handler waits: close-notify fires")
+            .send(&close_notify("reset", 4000))
+            .sleep(150)
+            .step(Step::Reset { conn: 0 })
+            .event(&event_id("reset"), "fired", 3000),
+        cn(
+            "close-notify/pipelined-does-not-fire",
+            "a request pipelined while the handler waits does not fire close-notify, and both requests are answered in order (Go #23921)",
+        )
+        .send(&close_notify("pipelined", 600))
+        .sleep(150)
+        .send(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"))
+        .expect(statuses(&[200, 200]), false)
+        .event(&event_id("pipelined"), "timeout", 3000),
+        cn(
+            "close-notify/pipelined-then-half-close",
+            "a request pipelined in the same write, then a half-close: close-notify fires, and the connection closes after the answers (Go #13165)",
+        )
+        .send(&format!("{}GET / HTTP/1.1\r\n{HOST}\r\n", close_notify("pipelined-half-close", 4000)))
+        .sleep(150)
+        .step(Step::ShutdownWrite { conn: 0 })
+        .event(&event_id("pipelined-half-close"), "fired", 3000)
+        .step(Step::ExpectResponses {
+            conn: 0,
+            responses: None,
+            close: true,
+            max_responses: Some(2),
+        }),
+        cn(
+            "close-notify/not-after-handler-returned",
+            "a close after the response was sent fires nothing: the record stays \"timeout\"",
+        )
+        .send(&close_notify("after-return", 100))
+        .expect(statuses(&[200]), false)
+        .step(Step::Close { conn: 0 })
+        .sleep(200)
+        .event(&event_id("after-return"), "timeout", 2000),
+    ]
+}
+
+fn serving() -> Vec<Case> {
+    use Level::Must;
+    vec![
+        case(
+            "serving/keep-alive-after-close-notify",
+            Must,
+            "SPEC.md#close-notify",
+            "a keep-alive connection serves more requests after one that waited on close-notify",
+        )
+        .needs(Endpoint::CloseNotify)
+        .send(&close_notify("keep-alive", 100))
+        .expect(statuses(&[200]), false)
+        .send(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"))
+        .expect(statuses(&[200]), false)
+        .send(&format!("GET / HTTP/1.1\r\n{HOST}Connection: close\r\n\r\n"))
+        .expect(statuses(&[200]), true),
+        case(
+            "serving/hijack-after-close-notify",
+            Must,
+            "SPEC.md#close-notify",
+            "a hijack on a keep-alive connection after a request that subscribed to close-notify works (Go #9763)",
+        )
+        .needs(Endpoint::CloseNotify)
+        .needs(Endpoint::Echo)
+        .send(&close_notify("then-hijack", 100))
+        .expect(statuses(&[200]), false)
+        .send(&format!("{ECHO}ping"))
+        .expect(vec![upgraded()], false)
+        .expect_bytes("ping", None)
+        .end_echo(),
+        case(
+            "serving/pipelined-in-order",
+            Must,
+            "SPEC.md#serving-loop",
+            "three pipelined requests in one write, one with a body, are answered in order, then the connection closes as the last asked",
+        )
+        .send(&format!(
+            "GET /a HTTP/1.1\r\n{HOST}\r\nPOST /b HTTP/1.1\r\n{HOST}Content-Length: 5\r\n\r\nhelloGET /c HTTP/1.1\r\n{HOST}Connection: close\r\n\r\n"
+        ))
+        .expect(statuses(&[200, 200, 200]), true),
+        case(
+            "serving/http10-closes",
+            Must,
+            "SPEC.md#serving-loop",
+            "an HTTP/1.0 request without keep-alive is answered and the connection closed",
+        )
+        .send("GET / HTTP/1.0\r\n\r\n")
+        .expect(statuses(&[200]), true),
+    ]
+}
+
+fn bad_input() -> Vec<Case> {
+    use Level::{Must, Should};
+    let spec = "SPEC.md#bad-input";
+    let chunk = format!("{:x}\r\n{HIDDEN}\r\n0\r\n\r\n", HIDDEN.len());
+    // (name, level, description, bytes, strict statuses)
+    let rows: Vec<(&str, Level, &str, String, u16)> = vec![
+        (
+            "te-and-cl",
+            Should,
+            "Transfer-Encoding: chunked with Content-Length: 400 and close (RFC 9112 6.1 allows processing by Transfer-Encoding and closing); answering the request hidden in the chunk is smuggling",
+            format!(
+                "POST / HTTP/1.1\r\n{HOST}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}"
+            ),
+            400,
+        ),
+        (
+            "te-in-http10",
+            Should,
+            "Transfer-Encoding in an HTTP/1.0 request: 400 and close (RFC 9112 6.1: faulty framing); answering the hidden request is smuggling",
+            format!("POST / HTTP/1.0\r\n{HOST}Transfer-Encoding: chunked\r\n\r\n{chunk}"),
+            400,
+        ),
+        (
+            "differing-content-length",
+            Must,
+            "two Content-Length fields that differ: 400 and close (RFC 9112 6.3)",
+            format!(
+                "POST / HTTP/1.1\r\n{HOST}Content-Length: 3\r\nContent-Length: {}\r\n\r\nabc{HIDDEN}",
+                3 + HIDDEN.len()
+            ),
+            400,
+        ),
+        (
+            "invalid-content-length",
+            Must,
+            "a Content-Length that is not all digits: 400 and close (RFC 9112 6.3)",
+            format!("POST / HTTP/1.1\r\n{HOST}Content-Length: 3x\r\n\r\nabc"),
+            400,
+        ),
+        (
+            "bare-lf",
+            Should,
+            "a head with bare LF line ends: 400 and close (RFC 9112 2.2 allows accepting it)",
+            format!("GET / HTTP/1.1\n{}\n", HOST.replace("\r\n", "\n")),
+            400,
+        ),
+        (
+            "bare-cr",
+            Should,
+            "a bare CR in a field value: 400 and close (RFC 9112 2.2 allows replacing it with SP)",
+            format!("GET / HTTP/1.1\r\n{HOST}X-A: a\rb\r\n\r\n"),
+            400,
+        ),
+        (
+            "obs-fold",
+            Should,
+            "an obs-fold line: 400 and close (RFC 9112 5.2 allows replacing it with SP)",
+            format!("GET / HTTP/1.1\r\n{HOST}X-A: a\r\n b\r\n\r\n"),
+            400,
+        ),
+        (
+            "nul-in-value",
+            Should,
+            "a NUL byte in a field value: 400 and close (RFC 9110 5.5 allows replacing it with SP)",
+            format!("GET / HTTP/1.1\r\n{HOST}X-A: a\0b\r\n\r\n"),
+            400,
+        ),
+        (
+            "space-before-colon",
+            Must,
+            "whitespace between a field name and the colon: 400 and close (RFC 9112 5.1)",
+            format!("GET / HTTP/1.1\r\n{HOST}X-A : b\r\n\r\n"),
+            400,
+        ),
+        (
+            "missing-host",
+            Must,
+            "an HTTP/1.1 request without Host: 400 and close (RFC 9112 3.2)",
+            "GET / HTTP/1.1\r\n\r\n".to_string(),
+            400,
+        ),
+        (
+            "two-hosts",
+            Must,
+            "an HTTP/1.1 request with two Host fields: 400 and close (RFC 9112 3.2)",
+            format!("GET / HTTP/1.1\r\n{HOST}Host: other\r\n\r\n"),
+            400,
+        ),
+        (
+            "bad-chunk-size-400",
+            Should,
+            "a chunk size that is not hexadecimal: 400 and close",
+            format!(
+                "POST / HTTP/1.1\r\n{HOST}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+            ),
+            400,
+        ),
+        (
+            "unknown-transfer-coding",
+            Should,
+            "a transfer coding other than chunked: 501 and close (RFC 9112 6.1: SHOULD 501)",
+            format!("POST / HTTP/1.1\r\n{HOST}Transfer-Encoding: foo\r\n\r\nabc"),
+            501,
+        ),
+        (
+            "chunked-twice",
+            Should,
+            "chunked applied twice: 400 and close (RFC 9112 6.1 forbids it; 501 is also safe)",
+            format!(
+                "POST / HTTP/1.1\r\n{HOST}Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"
+            ),
+            400,
+        ),
+        (
+            "bad-version",
+            Should,
+            "version HTTP/9.9: 400 and close (Go answers 505)",
+            format!("GET / HTTP/9.9\r\n{HOST}\r\n"),
+            400,
+        ),
+        (
+            "unknown-expectation",
+            Should,
+            "Expect other than 100-continue: 417 and close (RFC 9110 10.1.1 allows 417)",
+            format!("GET / HTTP/1.1\r\n{HOST}Expect: teapot\r\n\r\n"),
+            417,
+        ),
+        (
+            "head-too-large",
+            Should,
+            "a head over 1 MiB: 431 and close (Go's and the reference's default limit)",
+            format!(
+                "GET / HTTP/1.1\r\n{HOST}X-Big: {}\r\n\r\n",
+                "a".repeat((1 << 20) + (8 << 10))
+            ),
+            431,
+        ),
+    ];
+    let mut out: Vec<Case> = rows
+        .into_iter()
+        .map(|(name, level, description, bytes, status)| {
+            case(&format!("bad-input/{name}"), level, spec, description)
+                .send(&bytes)
+                .expect_at_most(Some(statuses(&[status])), true, 1)
+        })
+        .collect();
+    out.push(
+        case(
+            "bad-input/bad-chunk-size-closes",
+            Must,
+            spec,
+            "a chunk size that is not hexadecimal: at most one response, then the connection closes (the body cannot be framed)",
+        )
+        .send(&format!("POST / HTTP/1.1\r\n{HOST}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"))
+        .expect_at_most(None, true, 1),
+    );
+    out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_grouped_by_spec_section() {
+        let cases = all();
+        let mut names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "duplicate case names");
+        for c in &cases {
+            let group = c.name.split('/').next().unwrap_or("");
+            assert!(
+                ["handover", "close-notify", "serving", "bad-input"].contains(&group),
+                "{}",
+                c.name
+            );
+            assert!(c.spec.starts_with("SPEC.md#"), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn the_hidden_request_is_framed_as_one_chunk() {
+        // The te-and-cl vector's chunk must be exactly the hidden request, or the case
+        // would test nothing.
+        let v = all()
+            .into_iter()
+            .find(|v| v.name == "bad-input/te-and-cl")
+            .unwrap();
+        let Step::Send { data, .. } = &v.steps[1] else {
+            panic!()
+        };
+        let body = data
+            .split("\r\n\r\n")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\r\n\r\n");
+        assert!(
+            body.starts_with(&format!("{:x}\r\n{HIDDEN}", HIDDEN.len())),
+            "{body:?}"
+        );
+    }
+}

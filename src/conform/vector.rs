@@ -1,0 +1,170 @@
+//! The portable conformance vector (SPEC.md#conformance-vectors): one case as data, what to
+//! send and what must be observed. The harness runs every byte-level case from its vector,
+//! so `--export` is plain serialization. This module owns the schema only, not its meaning
+//! at run time (that is `runner`).
+
+use serde::{Deserialize, Serialize};
+
+/// How strictly a case (or a check) is held.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    /// A miss is a FAIL.
+    Must,
+    /// A miss is NON-STRICT: RFC 9112 allows the leniency.
+    Should,
+}
+
+/// An endpoint of SPEC.md#conformance-endpoints that a case needs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Endpoint {
+    /// `/echo` with `Upgrade: echo`.
+    Echo,
+    /// `/close-notify/{id}` and `/events/{id}`.
+    CloseNotify,
+}
+
+/// One case as data.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Vector {
+    /// Schema version of this file.
+    pub version: u32,
+    /// `group/name`, the group named after a section of SPEC.md.
+    pub name: String,
+    /// MUST or SHOULD: how a miss of a check without its own level counts.
+    pub level: Level,
+    /// The requirement it checks, as `SPEC.md#section` (and an issue, if a historic bug).
+    pub spec: String,
+    /// What it checks, in a sentence.
+    pub description: String,
+    /// Endpoints the case needs; without one the case is UNSUPPORTED.
+    #[serde(default)]
+    pub needs: Vec<Endpoint>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a vector. `conn` numbers the case's connections from 0.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    /// Open connection `conn` to the server.
+    Connect {
+        /// Connection number.
+        conn: usize,
+    },
+    /// Write `data` (Latin-1: one char per byte) repeated `repeat` times; in writes of
+    /// `write_size` bytes with `pause_ms` between them, or in one write if `write_size` is
+    /// absent.
+    Send {
+        /// Connection number.
+        conn: usize,
+        /// The bytes, one char (U+0000 to U+00FF) per byte.
+        data: String,
+        /// How many times `data` is repeated (default 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeat: Option<usize>,
+        /// Bytes per write; all at once if absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        write_size: Option<usize>,
+        /// Pause between two writes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pause_ms: Option<u64>,
+    },
+    /// Wait.
+    Sleep {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// Shut down the sending side of `conn` (half-close).
+    ShutdownWrite {
+        /// Connection number.
+        conn: usize,
+    },
+    /// Close `conn` with a reset (SO_LINGER 0, then close).
+    Reset {
+        /// Connection number.
+        conn: usize,
+    },
+    /// Close `conn` normally.
+    Close {
+        /// Connection number.
+        conn: usize,
+    },
+    /// Read responses from `conn` and check them. See SPEC.md#conformance-vectors.
+    ExpectResponses {
+        /// Connection number.
+        conn: usize,
+        /// The responses expected, in order; absent: any number, any status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responses: Option<Vec<ResponseExpect>>,
+        /// The server must close the connection after the last one.
+        #[serde(default)]
+        close: bool,
+        /// Always MUST, whatever the case level: no more than this many responses (a response
+        /// to a request hidden in a body is smuggling).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_responses: Option<usize>,
+    },
+    /// Read exactly these bytes (Latin-1, repeated) from `conn`, such as an echo.
+    ExpectBytes {
+        /// Connection number.
+        conn: usize,
+        /// The bytes, one char per byte.
+        data: String,
+        /// How many times `data` is repeated (default 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeat: Option<usize>,
+    },
+    /// The server closes `conn` (end of stream or reset) with no further byte.
+    ExpectClose {
+        /// Connection number.
+        conn: usize,
+    },
+    /// Poll `GET /events/{id}` on fresh connections until `close_notify` is no longer
+    /// `"pending"` or `within_ms` passed, then compare.
+    ExpectEvent {
+        /// The close-notify id.
+        id: String,
+        /// `"fired"` or `"timeout"`.
+        close_notify: String,
+        /// How long to poll.
+        within_ms: u64,
+    },
+}
+
+/// One expected response.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ResponseExpect {
+    /// The status code.
+    pub status: u16,
+    /// Fields that must be present: lower-case name → a token that must be one of the
+    /// field's comma-separated items (case-insensitive).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl ResponseExpect {
+    /// A response with this status and no field checked.
+    pub fn status(status: u16) -> ResponseExpect {
+        ResponseExpect {
+            status,
+            headers: Default::default(),
+        }
+    }
+}
+
+/// The literal replaced, in every `data` and `id`, by a token unique to the run, so that
+/// close-notify ids do not collide between runs against one server.
+pub const RUN_TOKEN: &str = "${RUN}";
+
+/// Latin-1 string → bytes; `None` if a char is above U+00FF.
+pub fn latin1_bytes(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+/// Bytes → Latin-1 string (every byte one char).
+pub fn latin1_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
