@@ -334,9 +334,11 @@ enum Chunk {
     },
     DataCr,
     DataLf,
-    /// In the trailer section; `at_line_start` and bytes in the current line.
+    /// In the trailer section; `at_line_start`, whether the field name is still being read
+    /// (`in_name`: no colon yet), and bytes in the current line.
     Trailer {
         at_line_start: bool,
+        in_name: bool,
         line: usize,
     },
     TrailerLf {
@@ -495,6 +497,7 @@ fn chunk_step(chunk: Chunk, b: u8) -> Result<Option<Chunk>, Verdict> {
         Chunk::SizeLf { size } => match (b, size) {
             (b'\n', 0) => Chunk::Trailer {
                 at_line_start: true,
+                in_name: true,
                 line: 0,
             },
             (b'\n', left) => Chunk::Data { left },
@@ -511,21 +514,38 @@ fn chunk_step(chunk: Chunk, b: u8) -> Result<Option<Chunk>, Verdict> {
         },
         Chunk::Trailer {
             at_line_start,
+            in_name,
             line,
         } => match b {
             b'\r' if at_line_start => Chunk::TrailerLf { end: true },
+            // A trailer line is a field line (RFC 9112 7.1.2): a line without a colon, or
+            // with a name that is not a token, is not one; "0\r\n" followed by a request
+            // line would otherwise swallow that request as a trailer.
+            b'\r' if in_name => {
+                return Err(Verdict::BadRequest("trailer field line without a colon"));
+            }
             b'\r' => Chunk::TrailerLf { end: false },
             b' ' | b'\t' if at_line_start => {
                 return Err(Verdict::BadRequest("obs-fold in trailer"));
             }
             b':' if at_line_start => return Err(Verdict::BadRequest("empty trailer field name")),
-            b'\t' => Chunk::Trailer {
+            b':' if in_name => Chunk::Trailer {
                 at_line_start: false,
+                in_name: false,
+                line: line + 1,
+            },
+            b'\t' if !in_name => Chunk::Trailer {
+                at_line_start: false,
+                in_name,
                 line: line + 1,
             },
             0..=0x1f | 0x7f => return Err(Verdict::BadRequest("control byte in trailer")),
+            _ if in_name && !is_token(&[b]) => {
+                return Err(Verdict::BadRequest("invalid trailer field name"));
+            }
             _ => Chunk::Trailer {
                 at_line_start: false,
+                in_name,
                 line: line + 1,
             },
         },
@@ -533,6 +553,7 @@ fn chunk_step(chunk: Chunk, b: u8) -> Result<Option<Chunk>, Verdict> {
             (b'\n', true) => return Ok(None),
             (b'\n', false) => Chunk::Trailer {
                 at_line_start: true,
+                in_name: true,
                 line: 0,
             },
             _ => return Err(BAD_LINE),

@@ -1,0 +1,365 @@
+//! The hostile-input corpus (`tests/hostile/*.http`): its file format, and the checker that
+//! runs one case against a connection and compares what came back with the case's verdict.
+//!
+//! The checker reads responses with a deadline and tells a timeout from an end of stream, so a
+//! server that keeps a connection open when it must close it (or the reverse) is reported,
+//! never mistaken for the right outcome.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One case of the corpus.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// The file name without `.http`.
+    pub name: String,
+    /// What the reference server must do.
+    pub expect: Verdict,
+    /// What the case is and which rule decides it.
+    pub note: String,
+    /// `SHOULD`: RFC 9112 lets a server choose; the reference takes the strict side.
+    pub level: Option<String>,
+    /// The request bytes, exactly as sent.
+    pub raw: Vec<u8>,
+}
+
+/// The statuses of the responses, in order, and whether the connection closes after them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub statuses: Vec<u16>,
+    pub close: bool,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = self.statuses.iter().map(u16::to_string).collect();
+        if self.close {
+            words.push("close".into());
+        }
+        if words.is_empty() {
+            words.push("(no response, kept open)".into());
+        }
+        f.write_str(&words.join(" "))
+    }
+}
+
+impl Verdict {
+    /// Parses the value of an `expect:` line: statuses, then `close` or nothing.
+    pub fn parse(value: &str) -> Result<Verdict, String> {
+        let mut statuses = Vec::new();
+        let mut close = false;
+        for word in value.split_ascii_whitespace() {
+            if close {
+                return Err(format!(
+                    "`close` must be the last word of `expect: {value}`"
+                ));
+            }
+            if word == "close" {
+                close = true;
+                continue;
+            }
+            match word.parse::<u16>() {
+                Ok(code) if (100..=599).contains(&code) => statuses.push(code),
+                _ => return Err(format!("`{word}` in `expect: {value}` is not a status")),
+            }
+        }
+        if statuses.is_empty() {
+            return Err(format!("`expect: {value}` names no status"));
+        }
+        Ok(Verdict { statuses, close })
+    }
+}
+
+/// Parses one corpus file; any deviation from the format is an error naming the file.
+pub fn parse_case(name: &str, bytes: &[u8]) -> Result<Case, String> {
+    let sep = b"\n---\n";
+    let at = bytes
+        .windows(sep.len())
+        .position(|w| w == sep)
+        .ok_or_else(|| format!("{name}: no `---` line"))?;
+    let header = std::str::from_utf8(&bytes[..at])
+        .map_err(|_| format!("{name}: the lines before `---` are not UTF-8"))?;
+    let raw = bytes[at + sep.len()..].to_vec();
+    if raw.is_empty() {
+        return Err(format!("{name}: no request bytes after `---`"));
+    }
+    let (mut expect, mut note, mut level) = (None, None, None);
+    for line in header.split('\n') {
+        let (key, value) = line
+            .split_once(": ")
+            .ok_or_else(|| format!("{name}: malformed line {line:?}"))?;
+        let slot = match key {
+            "expect" => &mut expect,
+            "note" => &mut note,
+            "level" => &mut level,
+            _ => return Err(format!("{name}: unknown key {key:?}")),
+        };
+        if slot.replace(value.to_string()).is_some() {
+            return Err(format!("{name}: `{key}` given twice"));
+        }
+    }
+    let expect = Verdict::parse(&expect.ok_or_else(|| format!("{name}: no `expect:` line"))?)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let note = note.ok_or_else(|| format!("{name}: no `note:` line"))?;
+    if note.trim().is_empty() {
+        return Err(format!("{name}: empty note"));
+    }
+    if let Some(level) = &level
+        && level != "SHOULD"
+    {
+        return Err(format!("{name}: level must be SHOULD, not {level:?}"));
+    }
+    Ok(Case {
+        name: name.to_string(),
+        expect,
+        note,
+        level,
+        raw,
+    })
+}
+
+/// The corpus directory.
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile")
+}
+
+/// Reads every `*.http` file of `dir`, sorted by name; fails loudly on a malformed one.
+pub fn load(dir: &Path) -> Vec<Case> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("reading the corpus directory").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "http"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{}: a case name is kebab-case",
+                path.display()
+            );
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            parse_case(&name, &bytes).unwrap_or_else(|e| panic!("malformed corpus file {e}"))
+        })
+        .collect()
+}
+
+/// What one read of the client's side of a connection gave.
+pub enum Got {
+    Bytes(usize),
+    End,
+    TimedOut,
+}
+
+/// The client's side of a connection, as the checker drives it.
+pub trait Client {
+    /// Sends bytes; an error means the server closed or reset the connection.
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Reads what is there, waiting at most until `deadline`. A reset counts as the end.
+    fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> Got;
+}
+
+/// A request every server answers with 200 and then closes: sent after the expected
+/// responses to tell a connection kept open from one closed.
+pub const PROBE: &[u8] =
+    b"GET /keep-alive-probe HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n";
+
+/// How a response read ended.
+enum Read {
+    Status(u16),
+    End,
+    TimedOut,
+    Malformed(String),
+}
+
+/// Reads one response (head, and body by its Content-Length or chunked framing) from
+/// `pending` + the client; bytes read past it stay in `pending`.
+fn read_response(client: &mut dyn Client, pending: &mut Vec<u8>, wait: Duration) -> Read {
+    let deadline = Instant::now() + wait;
+    let mut chunk = [0u8; 16 << 10];
+    let mut fill = |pending: &mut Vec<u8>| -> Option<Read> {
+        match client.recv(&mut chunk, deadline) {
+            Got::Bytes(n) => {
+                pending.extend_from_slice(&chunk[..n]);
+                None
+            }
+            Got::End => Some(Read::End),
+            Got::TimedOut => Some(Read::TimedOut),
+        }
+    };
+    let (status, head_len, length, chunked) = loop {
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut slots);
+        match resp.parse(pending) {
+            Ok(httparse::Status::Complete(n)) => {
+                let header = |name: &str| {
+                    resp.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                };
+                let length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+                let chunked = header("transfer-encoding").is_some();
+                break (resp.code.unwrap_or(0), n, length, chunked);
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => return Read::Malformed(format!("malformed response head: {e}")),
+        }
+        if let Some(end) = fill(pending) {
+            return match end {
+                Read::End if !pending.is_empty() => {
+                    Read::Malformed(format!("stream ended inside a response head: {pending:?}"))
+                }
+                end => end,
+            };
+        }
+    };
+    pending.drain(..head_len);
+    let no_body = (100..200).contains(&status) || status == 204 || status == 304;
+    if no_body {
+        return Read::Status(status);
+    }
+    if let Some(len) = length {
+        while pending.len() < len {
+            if fill(pending).is_some() {
+                return Read::Malformed("stream ended inside a response body".into());
+            }
+        }
+        pending.drain(..len);
+    } else if chunked {
+        loop {
+            let Some(line) = pending.windows(2).position(|w| w == b"\r\n") else {
+                if fill(pending).is_some() {
+                    return Read::Malformed("stream ended inside a chunked body".into());
+                }
+                continue;
+            };
+            let size = std::str::from_utf8(&pending[..line]).ok().and_then(|s| {
+                usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok()
+            });
+            let Some(size) = size else {
+                return Read::Malformed("bad chunk size in a response".into());
+            };
+            let need = line + 2 + size + 2;
+            while pending.len() < need {
+                if fill(pending).is_some() {
+                    return Read::Malformed("stream ended inside a chunk".into());
+                }
+            }
+            pending.drain(..need);
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        // Delimited by the close.
+        loop {
+            pending.clear();
+            match fill(pending) {
+                None => {}
+                Some(Read::End) => break,
+                Some(other) => return other,
+            }
+        }
+    }
+    Read::Status(status)
+}
+
+/// What the server did with one case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The statuses of the responses, in order.
+    pub statuses: Vec<u16>,
+    /// The connection ended after them (end of stream or reset).
+    pub closed: bool,
+    /// Why the run could not read a well-formed outcome, if it could not.
+    pub trouble: Option<String>,
+}
+
+impl Outcome {
+    /// The outcome in the words of an `expect:` line.
+    pub fn as_verdict(&self) -> Verdict {
+        Verdict {
+            statuses: self.statuses.clone(),
+            close: self.closed,
+        }
+    }
+}
+
+/// Reads the responses to a case whose bytes were sent, and tells whether the connection
+/// stayed open: after the expected number of responses, a case that must close has to end
+/// the stream, and one that must stay open has to answer the probe. `wait` bounds every
+/// read, so a wrong server costs at most a few `wait`s, never a hang.
+pub fn observe(client: &mut dyn Client, expect: &Verdict, wait: Duration) -> Outcome {
+    let mut outcome = Outcome {
+        statuses: Vec::new(),
+        closed: false,
+        trouble: None,
+    };
+    let mut pending = Vec::new();
+    // At most a few responses past the expected ones, to show what a wrong server sent.
+    let most = expect.statuses.len() + 4;
+    while outcome.statuses.len() < most {
+        if outcome.statuses.len() == expect.statuses.len() && !expect.close {
+            break;
+        }
+        match read_response(client, &mut pending, wait) {
+            Read::Status(code) => outcome.statuses.push(code),
+            Read::End => {
+                outcome.closed = true;
+                return outcome;
+            }
+            // Nothing more within `wait`, and the stream did not end: kept open.
+            Read::TimedOut => return outcome,
+            Read::Malformed(why) => {
+                outcome.trouble = Some(why);
+                return outcome;
+            }
+        }
+    }
+    if outcome.statuses.len() == most {
+        return outcome;
+    }
+    // The expected responses came, and the connection must stay open: probe it.
+    if client.send(PROBE).is_err() {
+        outcome.closed = true;
+        return outcome;
+    }
+    match read_response(client, &mut pending, wait) {
+        Read::Status(200) => {}
+        Read::Status(code) => {
+            // The probe was answered with something else: the connection was not ready for
+            // a new request, e.g. a body was still being read.
+            outcome.trouble = Some(format!("the keep-alive probe got {code}"));
+        }
+        Read::End => outcome.closed = true,
+        Read::TimedOut => outcome.trouble = Some("the keep-alive probe got no answer".into()),
+        Read::Malformed(why) => outcome.trouble = Some(format!("probe: {why}")),
+    }
+    outcome
+}
+
+/// Compares an outcome with the case's verdict; the error says what differed.
+pub fn check(case: &Case, outcome: &Outcome) -> Result<(), String> {
+    let got = outcome.as_verdict();
+    if got == case.expect && outcome.trouble.is_none() {
+        return Ok(());
+    }
+    let mut msg = format!("{}: expected `{}`, got `{}`", case.name, case.expect, got);
+    if !got.close && got.statuses.len() != case.expect.statuses.len() {
+        msg.push_str(" (then nothing within the deadline, stream still open)");
+    }
+    if let Some(trouble) = &outcome.trouble {
+        msg.push_str(&format!(" ({trouble})"));
+    }
+    msg.push_str(&format!("\n    note: {}", case.note));
+    Err(msg)
+}
