@@ -1,0 +1,490 @@
+//! `hijack conform` end to end (SPEC.md#conformance-endpoints, SPEC.md#conformance-vectors):
+//! the reference server passes every case and its reports parse; the exported vectors
+//! replay with the independent Python runner; and the harness catches servers with known
+//! bugs (small broken servers built here), exits 2 when nothing listens.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hijack");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hijack-conform-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn conform(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("conform")
+        .args(args)
+        .output()
+        .expect("run hijack conform")
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("the JSON report parses")
+}
+
+/// `name → verdict` of a JSON report.
+fn verdicts(report: &serde_json::Value) -> HashMap<String, String> {
+    report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_reference_server_passes_every_case_and_the_reports_parse() {
+    let dir = scratch("reference");
+    let (json, junit) = (dir.join("report.json"), dir.join("report.xml"));
+    let out = conform(&[
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+
+    let listed = conform(&["--list"]);
+    let names: Vec<String> = text(&listed.stdout).lines().map(str::to_string).collect();
+    assert!(names.len() > 30, "{names:?}");
+    for group in [
+        "handover/",
+        "close-notify/",
+        "serving/",
+        "bad-input/",
+        "memory/",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(group)),
+            "no {group} case"
+        );
+    }
+
+    let report = report(&json);
+    let verdicts = verdicts(&report);
+    assert_eq!(
+        verdicts.len(),
+        names.len(),
+        "every listed case is in the report"
+    );
+    let not_passed: Vec<_> = verdicts.iter().filter(|(_, v)| *v != "PASS").collect();
+    assert!(not_passed.is_empty(), "{not_passed:?}\n{stdout}");
+    assert_eq!(report["totals"]["PASS"].as_u64(), Some(names.len() as u64));
+    let memory = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "memory/retained-per-hijack")
+        .expect("the memory case ran");
+    let per = memory["figures"]["bytes_per_connection"]
+        .as_i64()
+        .expect("a figure");
+    println!("reference: {per} bytes retained per held hijacked connection");
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let junit = quick_junit::Report::deserialize_from_str(&xml).expect("the JUnit report parses");
+    assert_eq!(junit.tests, names.len(), "JUnit test count");
+    assert_eq!((junit.failures, junit.errors), (0, 0));
+    let in_suites: usize = junit.test_suites.iter().map(|s| s.test_cases.len()).sum();
+    assert_eq!(in_suites, names.len());
+    // And with a standard XML parser, as CI tools read it.
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(len(r.findall('.//testcase')))",
+            junit_path(&dir).to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3");
+    assert_eq!(
+        text(&py.stdout).trim(),
+        names.len().to_string(),
+        "{}",
+        text(&py.stderr)
+    );
+}
+
+fn junit_path(dir: &Path) -> PathBuf {
+    dir.join("report.xml")
+}
+
+/// `hijack serve` on a free port; killed on drop.
+struct Serve(Child, SocketAddr);
+
+impl Serve {
+    fn start() -> Serve {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hijack serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Serve(child, addr)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn exported_vectors_replay_against_hijack_serve_with_the_python_runner() {
+    let dir = scratch("vectors");
+    let out = conform(&["--export", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let count = walk(&dir);
+    let listed = text(&conform(&["--list", "--exclude", "memory/*"]).stdout)
+        .lines()
+        .count();
+    assert_eq!(count, listed, "one vector per byte-level case");
+
+    let server = Serve::start();
+    let replay = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/replay.py"
+        ))
+        .arg(&dir)
+        .arg(format!("http://{}", server.1))
+        .output()
+        .expect("python3");
+    let stdout = text(&replay.stdout);
+    assert_eq!(
+        replay.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&replay.stderr)
+    );
+    assert_eq!(
+        stdout.trim().lines().last(),
+        Some(format!("{count} passed, 0 failed").as_str()),
+        "{stdout}"
+    );
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "json"))
+            }
+        })
+        .sum()
+}
+
+/// The bug a small test server has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bug {
+    /// `/echo` answers 101 but drops the bytes it read along with the head.
+    DropsHandedOverBytes,
+    /// `/close-notify` sleeps out its timeout without watching the connection.
+    NeverNoticesClose,
+    /// Frames bodies by Content-Length only, ignoring Transfer-Encoding; answers 505 for
+    /// versions other than 1.x.
+    ContentLengthOnly,
+}
+
+/// A small, deliberately broken HTTP/1.1 server on a free port. Its accept loop takes at
+/// most 400 connections; each connection at most 100 requests, 10 s per read.
+fn broken_server(bug: Bug) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let events: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(400) {
+            let Ok(stream) = stream else { continue };
+            let events = events.clone();
+            std::thread::spawn(move || serve_broken(stream, bug, &events));
+        }
+    });
+    addr
+}
+
+fn respond(s: &mut TcpStream, status: &str, body: &str, close: bool) {
+    let conn = if close { "Connection: close\r\n" } else { "" };
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{conn}\r\n{body}",
+        body.len()
+    );
+}
+
+fn serve_broken(mut s: TcpStream, bug: Bug, events: &Mutex<HashMap<String, String>>) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 64 << 10];
+    for _ in 0..100 {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = text(&buf[..head_end]);
+        buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let mut request_line = lines.next().unwrap_or("").split(' ');
+        let (target, version) = (
+            request_line.nth(1).unwrap_or("").to_string(),
+            request_line.next().unwrap_or("").to_string(),
+        );
+        let fields: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        if !version.starts_with("HTTP/1.") {
+            return respond(&mut s, "505 HTTP Version Not Supported", "", true);
+        }
+        let close = version == "HTTP/1.0"
+            || field("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        let length: usize = field("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < length {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..length);
+        let path = target.split('?').next().unwrap_or("").to_string();
+        if path == "/echo" && bug == Bug::DropsHandedOverBytes {
+            let _ = s.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+            );
+            // The bug: `buf` (bytes read with the head) is never echoed.
+            for _ in 0..10_000 {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if s.write_all(&chunk[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        if let (Some(id), Bug::NeverNoticesClose) = (path.strip_prefix("/close-notify/"), bug) {
+            let timeout_ms: u64 = target
+                .split("timeout_ms=")
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5000);
+            events
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), "pending".into());
+            // The bug: nothing watches the connection while the handler waits.
+            std::thread::sleep(Duration::from_millis(timeout_ms));
+            events
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), "timeout".into());
+            respond(&mut s, "200 OK", "still here\n", close);
+        } else if let (Some(id), Bug::NeverNoticesClose) = (path.strip_prefix("/events/"), bug) {
+            match events.lock().unwrap().get(id) {
+                Some(state) => {
+                    let after = if state == "pending" { "null" } else { "1" };
+                    let json = format!(
+                        "{{\"id\": \"{id}\", \"close_notify\": \"{state}\", \"after_ms\": {after}}}"
+                    );
+                    respond(&mut s, "200 OK", &json, close);
+                }
+                None => respond(&mut s, "404 Not Found", "", close),
+            }
+        } else if path == "/echo"
+            || path.starts_with("/close-notify")
+            || path.starts_with("/events/")
+        {
+            respond(&mut s, "404 Not Found", "", close);
+        } else {
+            respond(&mut s, "200 OK", "ok\n", close);
+        }
+        if close {
+            return;
+        }
+    }
+}
+
+/// Runs `hijack conform` against `addr` with `cases`; exit code and verdicts.
+fn conform_against(
+    addr: SocketAddr,
+    name: &str,
+    cases: &[&str],
+) -> (Option<i32>, HashMap<String, String>, String) {
+    let dir = scratch(name);
+    let json = dir.join("report.json");
+    let url = format!("http://{addr}");
+    let mut args = vec![
+        url.as_str(),
+        "--timeout",
+        "1s",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    for c in cases {
+        args.extend(["--case", c]);
+    }
+    let out = conform(&args);
+    let verdicts = if json.exists() {
+        verdicts(&report(&json))
+    } else {
+        HashMap::new()
+    };
+    (out.status.code(), verdicts, text(&out.stdout))
+}
+
+#[test]
+fn a_server_that_drops_the_handed_over_bytes_fails_the_handover_cases() {
+    let addr = broken_server(Bug::DropsHandedOverBytes);
+    let (code, verdicts, stdout) = conform_against(
+        addr,
+        "drops",
+        &["handover/*", "close-notify/fires-on-close"],
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    for case in [
+        "handover/background-byte-same-write",
+        "handover/first-bytes-not-lost",
+        "handover/pipelined-request-after-upgrade",
+        "handover/8k-after-head",
+    ] {
+        assert_eq!(
+            verdicts.get(case).map(String::as_str),
+            Some("FAIL"),
+            "{case}\n{stdout}"
+        );
+    }
+    // Bytes sent only after the 101 are not affected by this bug.
+    assert_eq!(
+        verdicts["handover/background-byte-after-pause"], "PASS",
+        "{stdout}"
+    );
+    // /close-notify answers 404 here.
+    assert_eq!(verdicts["close-notify/fires-on-close"], "UNSUPPORTED");
+    assert!(
+        stdout.contains("wire:") && stdout.contains("expected:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_server_that_never_notices_the_client_leaving_fails_the_close_notify_cases() {
+    let addr = broken_server(Bug::NeverNoticesClose);
+    let (code, verdicts, stdout) = conform_against(
+        addr,
+        "never-notices",
+        &[
+            "close-notify/fires-*",
+            "close-notify/pipelined-does-not-fire",
+            "serving/hijack-after-close-notify",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    for case in [
+        "close-notify/fires-on-close",
+        "close-notify/fires-on-half-close",
+        "close-notify/fires-on-reset",
+    ] {
+        assert_eq!(
+            verdicts.get(case).map(String::as_str),
+            Some("FAIL"),
+            "{case}\n{stdout}"
+        );
+    }
+    // Not firing on a pipelined request is right, even for this server.
+    assert_eq!(
+        verdicts["close-notify/pipelined-does-not-fire"], "PASS",
+        "{stdout}"
+    );
+    // /echo answers 404 here.
+    assert_eq!(verdicts["serving/hijack-after-close-notify"], "UNSUPPORTED");
+}
+
+#[test]
+fn smuggling_fails_and_a_safe_leniency_is_non_strict() {
+    let addr = broken_server(Bug::ContentLengthOnly);
+    let (code, verdicts, stdout) = conform_against(
+        addr,
+        "cl-only",
+        &["bad-input/te-and-cl", "bad-input/bad-version"],
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    // It answers the request hidden in the chunk: smuggling, whatever the case's level.
+    assert_eq!(verdicts["bad-input/te-and-cl"], "FAIL", "{stdout}");
+    // 505 for HTTP/9.9 is not the reference's 400, but safe: a SHOULD-level miss.
+    assert_eq!(verdicts["bad-input/bad-version"], "NON-STRICT", "{stdout}");
+}
+
+#[test]
+fn nothing_listening_exits_2_with_a_clear_message() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = conform(&[&format!("http://127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    let bad_glob = conform(&["--case", "a[", "--list"]);
+    assert_eq!(
+        bad_glob.status.code(),
+        Some(2),
+        "{}",
+        text(&bad_glob.stderr)
+    );
+    let bad_url = conform(&["https://127.0.0.1:1"]);
+    assert_eq!(bad_url.status.code(), Some(2));
+}

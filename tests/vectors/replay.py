@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Replays exported hijack conformance vectors (SPEC.md#conformance-vectors) against a server.
+
+    hijack conform --export DIR
+    python3 replay.py DIR http://127.0.0.1:8080
+
+Python 3 standard library only, and independent of the harness: it reads the schema as
+SPEC.md documents it. Prints one line per vector that is not a PASS, then
+"N passed, M failed" (NON-STRICT counted apart); exits 1 if any failed.
+"""
+import concurrent.futures
+import json
+import pathlib
+import socket
+import struct
+import sys
+import time
+import urllib.parse
+import uuid
+
+QUIET = 0.25  # seconds to wait for a response beyond max_responses
+
+
+def data_of(step, run):
+    return step["data"].replace("${RUN}", run).encode("latin-1") * step.get("repeat", 1)
+
+
+def parse_response(buf, ended):
+    """(status, headers, used) for one complete response at the front of buf, or None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = buf[:end].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ValueError("not a status line: %r" % lines[0])
+    status = int(parts[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    body = end + 4
+    if 100 <= status < 200 or status in (204, 304):
+        return status, headers, body
+    te = ",".join(headers.get("transfer-encoding", [])).lower()
+    if "chunked" in [t.strip() for t in te.split(",")]:
+        pos = body
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(buf[pos:eol].split(b";")[0].strip(), 16)
+            pos = eol + 2
+            if size == 0:
+                while True:  # trailer fields, then an empty line
+                    eol = buf.find(b"\r\n", pos)
+                    if eol < 0:
+                        return None
+                    if eol == pos:
+                        return status, headers, eol + 2
+                    pos = eol + 2
+            if len(buf) < pos + size + 2:
+                return None
+            pos += size + 2
+    if "content-length" in headers:
+        n = int(headers["content-length"][0])
+        return (status, headers, body + n) if len(buf) >= body + n else None
+    return (status, headers, len(buf)) if ended else None
+
+
+class Conn:
+    def __init__(self, addr, timeout):
+        self.sock = socket.create_connection(addr, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.ended = None
+
+    def send(self, data, size, pause):
+        for i in range(0, len(data), size):
+            try:
+                self.sock.sendall(data[i:i + size])
+            except OSError:
+                return  # the server may close early; what it sent is still readable
+            if pause and i + size < len(data):
+                time.sleep(pause)
+
+    def fill(self, deadline):
+        """Reads once; returns None on bytes, else 'eof', 'reset' or 'timeout'."""
+        if self.ended:
+            return self.ended
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return "timeout"
+        except OSError:
+            self.ended = "reset"
+            return self.ended
+        if not data:
+            self.ended = "eof"
+            return self.ended
+        self.buf += data
+        return None
+
+
+def event(addr, ident, timeout):
+    c = Conn(addr, timeout)
+    c.send(("GET /events/%s HTTP/1.1\r\nHost: conform\r\nConnection: close\r\n\r\n" % ident).encode(), 1 << 20, 0)
+    deadline = time.monotonic() + timeout
+    while True:
+        r = parse_response(c.buf, c.ended)
+        if r:
+            status, _, used = r
+            if status == 404:
+                return None
+            return json.loads(c.buf[c.buf.find(b"\r\n\r\n") + 4:used])["close_notify"]
+        if c.fill(deadline) == "timeout" or (c.ended and not parse_response(c.buf, True)):
+            raise RuntimeError("no answer from /events/%s" % ident)
+
+
+def expect_responses(c, step, deadline):
+    """Returns (statuses_and_close_ok, count, description)."""
+    want, close, most = step.get("responses"), step.get("close", False), step.get("max_responses")
+    got, end, quiet_until = [], None, None
+    while True:
+        while True:
+            r = parse_response(c.buf, c.ended)
+            if not r:
+                break
+            status, headers, used = r
+            c.buf = c.buf[used:]
+            if 100 <= status < 200 and status != 101:
+                continue
+            got.append((status, headers))
+            if status == 101:
+                break
+        if got and got[-1][0] == 101:
+            break
+        if c.ended:
+            end = c.ended
+            break
+        if close:
+            until = deadline
+        elif want is None or len(got) >= len(want):
+            if want is None or (most is not None and len(got) <= most):
+                quiet_until = quiet_until or time.monotonic() + QUIET
+                until = quiet_until
+            else:
+                break
+        else:
+            until = deadline
+        if c.fill(min(until, deadline)) == "timeout":
+            end = "timeout"
+            break
+
+    def matches(exp, resp):
+        status, headers = resp
+        for name, token in exp.get("headers", {}).items():
+            items = [i.strip().lower() for v in headers.get(name, []) for i in v.split(",")]
+            if token.lower() not in items:
+                return False
+        return exp["status"] == status
+
+    ok = want is None or (len(want) == len(got) and all(matches(e, r) for e, r in zip(want, got)))
+    ok = ok and (not close or end in ("eof", "reset"))
+    return ok, len(got), "responses %s, then %s" % ([s for s, _ in got], end or "open")
+
+
+def replay(vector, addr, timeout, run):
+    """Returns (verdict, detail)."""
+    conns, level = {}, vector["level"]
+    for i, step in enumerate(vector["steps"]):
+        op, deadline = step["op"], time.monotonic() + timeout
+        c = conns.get(step.get("conn"))
+        miss = None  # (level, what)
+        if op == "connect":
+            conns[step["conn"]] = Conn(addr, timeout)
+        elif op == "send":
+            c.send(data_of(step, run), step.get("write_size") or 1 << 30, step.get("pause_ms", 0) / 1000)
+        elif op == "sleep":
+            time.sleep(step["ms"] / 1000)
+        elif op == "shutdown_write":
+            c.sock.shutdown(socket.SHUT_WR)
+        elif op == "reset":
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+        elif op == "close":
+            c.sock.close()
+        elif op == "expect_responses":
+            try:
+                ok, count, seen = expect_responses(c, step, deadline)
+            except ValueError as e:
+                ok, count, seen = False, 0, str(e)
+            if step.get("max_responses") is not None and count > step["max_responses"]:
+                miss = ("MUST", "more than %d response(s): %s" % (step["max_responses"], seen))
+            elif not ok:
+                miss = (level, "expected %s; got %s" % (step.get("responses"), seen))
+        elif op == "expect_bytes":
+            want = data_of(step, run)
+            while len(c.buf) < len(want) and c.fill(deadline) is None:
+                pass
+            got, c.buf = c.buf[:len(want)], c.buf[len(want):]
+            if got != want:
+                miss = (level, "expected %d bytes %r...; got %d bytes %r..." % (len(want), want[:40], len(got), got[:40]))
+        elif op == "expect_close":
+            before = len(c.buf)
+            while c.fill(deadline) is None:
+                pass
+            if c.ended is None or len(c.buf) > before:
+                miss = (level, "expected close; got %r then %s" % (c.buf[before:][:80], c.ended or "timeout"))
+        elif op == "expect_event":
+            ident = step["id"].replace("${RUN}", run)
+            until, state = time.monotonic() + step["within_ms"] / 1000, None
+            while True:
+                state = event(addr, ident, timeout)
+                if state not in (None, "pending") or time.monotonic() >= until:
+                    break
+                time.sleep(0.02)
+            if state != step["close_notify"]:
+                miss = (level, "/events/%s: expected %s, got %s" % (ident, step["close_notify"], state))
+        else:
+            return "FAIL", "unknown op %r" % op
+        if miss:
+            return ("FAIL" if miss[0] == "MUST" else "NON-STRICT"), "step %d: %s" % (i, miss[1])
+    for c in conns.values():
+        c.sock.close()
+    return "PASS", ""
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: replay.py DIR http://HOST:PORT")
+    url = urllib.parse.urlsplit(sys.argv[2])
+    addr = (url.hostname, url.port or 80)
+    run = uuid.uuid4().hex[:12]
+    vectors = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).rglob("*.json"))]
+    if not vectors:
+        sys.exit("no vectors in %s" % sys.argv[1])
+
+    def one(v):
+        try:
+            return v["name"], replay(v, addr, 5.0, run)
+        except Exception as e:  # a vector that cannot run is a failure, not a crash
+            return v["name"], ("FAIL", "%s: %s" % (type(e).__name__, e))
+
+    counts = {"PASS": 0, "FAIL": 0, "NON-STRICT": 0}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for name, (verdict, detail) in pool.map(one, vectors):
+            counts[verdict] += 1
+            if verdict != "PASS":
+                print("%s %s: %s" % (verdict, name, detail))
+    print("%d passed, %d failed" % (counts["PASS"], counts["FAIL"])
+          + (" (%d non-strict)" % counts["NON-STRICT"] if counts["NON-STRICT"] else ""))
+    sys.exit(1 if counts["FAIL"] else 0)
+
+
+if __name__ == "__main__":
+    main()
