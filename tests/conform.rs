@@ -51,6 +51,17 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+//= SPEC.md#conformance-endpoints
+//= type=test
+//# A request for /hold with Connection: Upgrade and Upgrade: hold MUST be answered with 101 Switching Protocols, Upgrade: hold and Connection: Upgrade, after which the server MUST keep every part the hijack handed over, without reading or writing them, until /release.
+
+//= SPEC.md#conformance-endpoints
+//= type=test
+//# A request for /release MUST close and drop everything /hold kept and MUST be answered with 200 and a JSON object giving the number of connections released.
+
+//= SPEC.md#conformance-endpoints
+//= type=test
+//# A request for /stats MUST be answered with 200 and a JSON object giving the live heap bytes and the connections the server holds.
 #[test]
 fn the_reference_server_passes_every_case_and_the_reports_parse() {
     let dir = scratch("reference");
