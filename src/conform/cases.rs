@@ -134,7 +134,7 @@ fn handover() -> Vec<Case> {
         |name: &str, description: &str| case(name, Must, spec, description).needs(Endpoint::Echo);
     vec![
         echo(
-            "handover/background-byte-same-write",
+            "handover/bytes-with-head",
             "bytes sent in the same write as the upgrade head are handed over and echoed first (TestServerHijackGetsBackgroundByte)",
         )
         .send(&format!("{ECHO}hello"))
@@ -142,7 +142,7 @@ fn handover() -> Vec<Case> {
         .expect_bytes("hello", None)
         .end_echo(),
         echo(
-            "handover/background-byte-after-pause",
+            "handover/background-byte",
             "bytes that arrive while the handler runs, after the head, are handed over in order (Go #15224, #18535)",
         )
         .send(ECHO)

@@ -377,14 +377,18 @@ fn decode_chunked(mut buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
                 }
             }
         }
-        if buf.len() < size + 2 {
+        // A peer may announce any size; checked so that a huge one cannot overflow.
+        let Some(end) = size.checked_add(2) else {
+            return Err(format!("chunk size {size_text:?} too large"));
+        };
+        if buf.len() < end {
             return Ok(None);
         }
         body.extend_from_slice(&buf[..size]);
-        if &buf[size..size + 2] != b"\r\n" {
+        if &buf[size..end] != b"\r\n" {
             return Err("chunk data not followed by CRLF in response".into());
         }
-        buf = &buf[size + 2..];
+        buf = &buf[end..];
     }
 }
 
