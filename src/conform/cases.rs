@@ -206,6 +206,16 @@ fn handover() -> Vec<Case> {
         .expect_bytes("new protocol", None)
         .end_echo(),
         echo(
+            "handover/body-then-pipelined-request",
+            "an upgrade request with a Content-Length body and a second request in the same write: the body is discarded and the second request is the new protocol's first bytes (Go #27408, #20933)",
+        )
+        .send(&format!(
+            "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n{HOST}\r\n"
+        ))
+        .expect(vec![upgraded()], false)
+        .expect_bytes(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"), None)
+        .end_echo(),
+        echo(
             "handover/pipelined-request-after-upgrade",
             "a request pipelined after an upgrade request is the new protocol's bytes: echoed verbatim, never answered as HTTP",
         )
