@@ -10,7 +10,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 
 use crate::conn_reader::ConnReader;
@@ -31,6 +31,49 @@ pub(crate) const WRITE_BUF: usize = 4096;
 /// Body bytes held back before the response head is committed, so that a short response
 /// gets a Content-Length (Go's `bufferBeforeChunkingSize`).
 pub(crate) const BODY_HOLD: usize = 2048;
+
+/// Read buffers of connections that ended, reused by new ones, as Go pools its `bufio.Reader`s:
+/// serving a connection then costs no read-buffer allocation, and a hijacked connection keeps
+/// none (the handover copies out the bytes nobody consumed). At most [`read_buffers::KEPT`]
+/// idle buffers are kept. Loom models allocate fresh ones: a process-wide pool is not state
+/// they model.
+pub(crate) mod read_buffers {
+    use bytes::BytesMut;
+
+    use super::READ_CHUNK;
+
+    /// Idle buffers kept at most: 256 KiB.
+    pub(crate) const KEPT: usize = 64;
+
+    #[cfg(not(loom))]
+    static FREE: std::sync::Mutex<Vec<BytesMut>> = std::sync::Mutex::new(Vec::new());
+
+    /// An empty read buffer of [`READ_CHUNK`] bytes' capacity.
+    pub(crate) fn take() -> BytesMut {
+        #[cfg(not(loom))]
+        if let Some(buf) = FREE.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return buf;
+        }
+        BytesMut::with_capacity(READ_CHUNK)
+    }
+
+    /// Returns a connection's read buffer; one that grew (a large head) is freed instead.
+    pub(crate) fn give_back(mut buf: BytesMut) {
+        buf.clear();
+        // Reclaims the room `advance` left before the start; allocates nothing.
+        buf.reserve(READ_CHUNK);
+        if buf.capacity() != READ_CHUNK {
+            return;
+        }
+        #[cfg(not(loom))]
+        {
+            let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+            if free.len() < KEPT {
+                free.push(buf);
+            }
+        }
+    }
+}
 
 /// The error a read of the request body gives after the connection was hijacked (Go's
 /// `ErrHijacked`): the body steals nothing from the hijacker.
@@ -132,7 +175,7 @@ impl<T: Transport> Conn<T> {
             transport: RwLock::new(Some(transport)),
             reader: Arc::new(ConnReader::new()),
             read: Mutex::new(ReadSide {
-                buf: BytesMut::with_capacity(READ_CHUNK),
+                buf: read_buffers::take(),
                 body: BodyDecoder::new(BodyKind::Empty),
                 body_ended: true,
                 framing_error: None,
@@ -223,7 +266,12 @@ impl<T: Transport> Conn<T> {
         let guard = self.transport.read();
         let t = guard.as_ref().ok_or_else(hijacked_error)?;
         let len = side.buf.len();
-        side.buf.resize(len + READ_CHUNK, 0);
+        // Room for a whole chunk while little is buffered, else one byte more: this reuses
+        // the space `advance` left before the start, so the buffer stays the pooled 4 KiB
+        // unless a head is bigger.
+        side.buf.reserve(READ_CHUNK.saturating_sub(len).max(1));
+        let room = side.buf.capacity() - len;
+        side.buf.resize(len + room, 0);
         let result = self.reader.read(t, &mut side.buf[len..]);
         side.buf.truncate(len + *result.as_ref().unwrap_or(&0));
         result
@@ -251,7 +299,8 @@ impl<T: Transport> Conn<T> {
                 }
                 match parse_head(&side.buf, self.config.max_head_bytes) {
                     Ok(Some((head, len))) => {
-                        let _ = side.buf.split_to(len);
+                        // `advance`, not `split_to`: no shared representation to allocate.
+                        side.buf.advance(len);
                         self.set_read_deadline(None);
                         return Ok(Some(head));
                     }
@@ -535,6 +584,12 @@ impl<T: Transport> Conn<T> {
     }
 }
 
+impl<T: Transport> Drop for Conn<T> {
+    fn drop(&mut self) {
+        read_buffers::give_back(std::mem::take(&mut self.read.lock().buf));
+    }
+}
+
 impl<T: Transport> BodySource for Conn<T> {
     fn read_body(&self, out: &mut [u8]) -> io::Result<usize> {
         let mut side = self.read.lock();
@@ -619,6 +674,12 @@ impl WriteSide {
             "HTTP/1.1"
         };
         let buf = &mut self.buf;
+        // One allocation for the whole head rather than a doubling per line.
+        let fields: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        buf.reserve(32 + fields + 2);
         buf.put_slice(version.as_bytes());
         buf.put_u8(b' ');
         buf.put_slice(status.as_str().as_bytes());

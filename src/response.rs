@@ -206,11 +206,12 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
         //# The handed-over bytes MUST be exactly the bytes the client sent after what the
         //# handler consumed that the server has read, in wire order: the read buffer, then
         //# the background byte.
-        let mut buffered = std::mem::take(&mut read.buf);
-
-        if let Some(byte) = background_byte {
-            buffered.put_u8(byte);
-        }
+        // Copied out at its exact size: the read buffer goes back to the pool rather than
+        // being kept, 4 KiB and mostly empty, by every hijacked connection.
+        let mut copy = Vec::with_capacity(read.buf.len() + usize::from(background_byte.is_some()));
+        copy.extend_from_slice(&read.buf);
+        copy.extend(background_byte);
+        read.buf.clear();
         //= SPEC.md#hijack-handover
         //# The handed-over write buffer MUST be the connection's own write buffer, emptied,
         //# not a new allocation.
@@ -228,7 +229,7 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
         conn.transition(ConnEvent::Hijack);
         Ok(Handover {
             stream,
-            buffered: buffered.freeze(),
+            buffered: Bytes::from(copy),
             write_buf,
             #[cfg(hijack_mutant = "keep_conn_after_exit")]
             _retained: conn.weak_any().upgrade(),

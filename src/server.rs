@@ -7,7 +7,8 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +21,88 @@ use crate::{ConnState, Handler, ServerConfig};
 
 /// Stack size of a connection thread: handlers run on it.
 const CONN_STACK: usize = 256 << 10;
+/// Connection threads kept waiting for a next connection once theirs ended, at most.
+const IDLE_WORKERS: usize = 64;
+/// How long an idle connection thread waits for a next connection before it ends.
+const IDLE_WORKER_TIME: Duration = Duration::from_secs(5);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The connection threads: a thread whose connection ended (closed, or its hijacker
+/// returned) waits a while to serve the next one, since starting a thread costs more than
+/// serving a short connection. `idle` counts waiting threads not yet claimed by a job; the
+/// accept loop claims one before it sends a job, so a sent job always has a thread.
+struct Workers {
+    jobs: Sender<Job>,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    idle: Arc<AtomicUsize>,
+}
+
+impl Workers {
+    fn new() -> Workers {
+        let (jobs, queue) = channel();
+        Workers {
+            jobs,
+            queue: Arc::new(Mutex::new(queue)),
+            idle: Arc::default(),
+        }
+    }
+
+    /// Runs `job` on an idle connection thread, or on a new one.
+    fn run(&self, job: Job) -> io::Result<()> {
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if claimed {
+            return self
+                .jobs
+                .send(job)
+                .map_err(|_| io::Error::other("no worker"));
+        }
+        let (queue, idle) = (self.queue.clone(), self.idle.clone());
+        std::thread::Builder::new()
+            .name("hijack-conn".into())
+            .stack_size(CONN_STACK)
+            .spawn(move || worker(job, &queue, &idle))
+            .map(drop)
+    }
+}
+
+fn worker(first: Job, queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
+    first();
+    loop {
+        if idle.fetch_add(1, Ordering::AcqRel) >= IDLE_WORKERS {
+            // Enough are waiting: leave, unless a job was claimed for us meanwhile.
+            if idle
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let next = loop {
+            let queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            match queue.recv_timeout(IDLE_WORKER_TIME) {
+                Ok(job) => break Some(job),
+                Err(RecvTimeoutError::Disconnected) => break None,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Unclaimed: leave. Claimed: a job is on its way, wait for it.
+                    if idle
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        break None;
+                    }
+                }
+            }
+        };
+        match next {
+            Some(job) => job(),
+            None => return,
+        }
+    }
+}
 
 #[derive(Default)]
 struct Registry {
@@ -175,6 +258,8 @@ impl fmt::Debug for Server {
 
 fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, handler: Arc<H>) {
     let mut next_id = 0u64;
+    // Dropped when this loop ends: idle connection threads then end too.
+    let workers = Workers::new();
     loop {
         // Wait for a connection or the shutdown wake-up, without busy polling.
         let mut fds = [
@@ -232,13 +317,10 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
         );
         inner.registry().conns.insert(id, Arc::downgrade(&conn));
         let handler = handler.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("hijack-conn-{id}"))
-            .stack_size(CONN_STACK)
-            .spawn(move || {
-                conn.transition_new();
-                conn.serve(&*handler);
-            });
+        let spawned = workers.run(Box::new(move || {
+            conn.transition_new();
+            conn.serve(&*handler);
+        }));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot spawn a connection thread");
             inner.registry().conns.remove(&id);

@@ -2,8 +2,8 @@
 //!
 //! Each is a one-shot latch: it fires once, with the first reason, and then stays fired.
 //! The connection reader holds the request's latches only while the handler runs; a handle
-//! owns nothing but its latch, so a handle kept after the handler returned keeps no
-//! connection, request or response state alive.
+//! owns nothing but its request's two latches (one allocation for both), so a handle kept
+//! after the handler returned keeps no connection, request or response state alive.
 
 use std::fmt;
 #[cfg(not(loom))]
@@ -26,6 +26,13 @@ pub enum Fired {
 struct Latch {
     fired: Mutex<Option<Fired>>,
     wake: Condvar,
+}
+
+/// A request's two latches, allocated together: one allocation per request, not two.
+#[derive(Debug, Default)]
+struct Latches {
+    close_notify: Latch,
+    cancel: Latch,
 }
 
 impl Latch {
@@ -73,30 +80,30 @@ impl Latch {
 }
 
 macro_rules! handle {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $latch:ident) => {
         $(#[$doc])*
         #[derive(Clone, Default)]
-        pub struct $name(Arc<Latch>);
+        pub struct $name(Arc<Latches>);
 
         impl $name {
             /// Why it fired, or `None` while it has not.
             pub fn fired(&self) -> Option<Fired> {
-                self.0.get()
+                self.0.$latch.get()
             }
 
             /// Blocks until it fires and returns why.
             pub fn wait(&self) -> Fired {
-                self.0.wait()
+                self.0.$latch.wait()
             }
 
             /// Blocks until it fires or `timeout` passes.
             #[cfg(not(loom))]
             pub fn wait_timeout(&self, timeout: Duration) -> Option<Fired> {
-                self.0.wait_timeout(timeout)
+                self.0.$latch.wait_timeout(timeout)
             }
 
             pub(crate) fn fire(&self, reason: Fired) -> bool {
-                self.0.fire(reason)
+                self.0.$latch.fire(reason)
             }
         }
 
@@ -114,21 +121,33 @@ handle!(
     /// ([`Fired::HandlerDone`]). A pipelined byte does not fire it. After a hijack the server
     /// no longer watches the stream, so only the handler's return fires it.
     /// Clonable and `Send`; obtained from [`crate::ResponseWriter::close_notify`].
-    CloseNotify
+    CloseNotify,
+    close_notify
 );
 
 handle!(
     /// The request's cancellation token: fires on client close ([`Fired::ClientGone`]),
     /// handler return ([`Fired::HandlerDone`]) or server shutdown ([`Fired::Shutdown`]),
     /// whichever comes first. Obtained from [`crate::Request::cancellation`].
-    Cancellation
+    Cancellation,
+    cancel
 );
 
 /// The latches of the request whose handler is running, as the connection reader holds them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Watch {
     pub(crate) close_notify: CloseNotify,
     pub(crate) cancel: Cancellation,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        let latches = Arc::new(Latches::default());
+        Watch {
+            close_notify: CloseNotify(latches.clone()),
+            cancel: Cancellation(latches),
+        }
+    }
 }
 
 impl Watch {

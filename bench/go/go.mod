@@ -1,0 +1,3 @@
+module hijack/bench/go
+
+go 1.24
