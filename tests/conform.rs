@@ -66,7 +66,11 @@ fn text(bytes: &[u8]) -> String {
 fn the_reference_server_passes_every_case_and_the_reports_parse() {
     let dir = scratch("reference");
     let (json, junit) = (dir.join("report.json"), dir.join("report.xml"));
+    // A generous step timeout: a debug build on a loaded machine parses a 1 MiB head
+    // slowly, and a passing case never waits for the timeout anyway.
     let out = conform(&[
+        "--timeout",
+        "30s",
         "--json",
         json.to_str().unwrap(),
         "--junit",
@@ -194,6 +198,7 @@ fn exported_vectors_replay_against_hijack_serve_with_the_python_runner() {
         ))
         .arg(&dir)
         .arg(format!("http://{}", server.1))
+        .arg("30")
         .output()
         .expect("python3");
     let stdout = text(&replay.stdout);

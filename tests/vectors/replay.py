@@ -2,7 +2,7 @@
 """Replays exported hijack conformance vectors (SPEC.md#conformance-vectors) against a server.
 
     hijack conform --export DIR
-    python3 replay.py DIR http://127.0.0.1:8080
+    python3 replay.py DIR http://127.0.0.1:8080 [TIMEOUT_SECONDS]
 
 Python 3 standard library only, and independent of the harness: it reads the schema as
 SPEC.md documents it. Prints one line per vector that is not a PASS, then
@@ -231,8 +231,9 @@ def replay(vector, addr, timeout, run):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: replay.py DIR http://HOST:PORT")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: replay.py DIR http://HOST:PORT [TIMEOUT_SECONDS]")
+    timeout = float(sys.argv[3]) if len(sys.argv) == 4 else 5.0  # per step
     url = urllib.parse.urlsplit(sys.argv[2])
     addr = (url.hostname, url.port or 80)
     run = uuid.uuid4().hex[:12]
@@ -242,7 +243,7 @@ def main():
 
     def one(v):
         try:
-            return v["name"], replay(v, addr, 5.0, run)
+            return v["name"], replay(v, addr, timeout, run)
         except Exception as e:  # a vector that cannot run is a failure, not a crash
             return v["name"], ("FAIL", "%s: %s" % (type(e).__name__, e))
 
