@@ -224,7 +224,13 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	case path == "/stats":
 		stats(w)
 	default:
-		io.Copy(io.Discard, r.Body)
+		// Go leaves a body it cannot read (bad chunked framing) to the handler: answer 400
+		// and close, as an application that checks the error does.
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			w.Header().Set("Connection", "close")
+			text(w, http.StatusBadRequest, "cannot read the request body\n")
+			return
+		}
 		text(w, http.StatusOK, "hijack conformance peer ("+runtime.Version()+" net/http)\n")
 	}
 }

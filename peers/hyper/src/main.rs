@@ -363,8 +363,14 @@ async fn serve(state: Arc<State>, mut req: Request<Incoming>) -> Result<Resp, In
         )));
     }
     // Any other path: read the whole body, then answer.
+    // A body hyper cannot read (bad chunked framing) is left to the service: answer 400, as
+    // an application that checks the error does; hyper closes the connection after it.
     if let Err(e) = req.into_body().collect().await {
         eprintln!("reading request body: {e}");
+        return Ok(text(
+            StatusCode::BAD_REQUEST,
+            "cannot read the request body\n",
+        ));
     }
     Ok(text(
         StatusCode::OK,
