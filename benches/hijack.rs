@@ -5,12 +5,18 @@
 //! background read's included).
 //!
 //! Go's fake connection (`rwTestConn`) is made once, outside the loop; each iteration points
-//! its reader at the request (a `bytes.Reader`, so reads hit end of stream right after it),
-//! writes go to `io.Discard` and deadlines are no-ops. Likewise each of our iterations gets
-//! a pipe whose client sent the request and half-closed, made outside the measured call;
-//! the measured call serves it. Go serves on a new goroutine and waits for `Close`; we serve
-//! on the bench thread (`serve_connection` returns once the hijacking handler returned),
-//! which is how the in-memory transport is driven. Run: `cargo bench --bench hijack`.
+//! its reader at the request (a `bytes.Reader`), writes go to `io.Discard` and deadlines are
+//! no-ops. Likewise each of our iterations gets a pipe whose client sent the request, made
+//! outside the measured call; the measured call serves it. Go serves on a new goroutine and
+//! waits for `Close`; we serve on the bench thread (`serve_connection` returns once the
+//! hijacking handler returned), which is how the in-memory transport is driven.
+//!
+//! One difference: Go's reader hits end of stream right after the request, so Go's background
+//! read ends with EOF (and fires close-notify) before or while the handler hijacks; our
+//! client stays open, as a client waiting for its upgrade does, so our background read is
+//! pending and the hijack aborts it. Both start and end one background read per operation.
+//! (A pipe whose client half-closed first completes that read on a thread, as a socket's
+//! would race with the handler.) Run: `cargo bench --bench hijack`.
 
 use hijack::pipe::{PipeEnd, pipe};
 use hijack::{Request, ResponseWriter, ServerConfig, serve_connection};
@@ -33,11 +39,10 @@ fn hijack_and_close(_req: Request<'_>, w: ResponseWriter<'_, PipeEnd>) {
     }
 }
 
-/// A connection whose client sent the request and half-closed, as Go's `bytes.Reader` does.
+/// A connection whose client sent the request and waits.
 fn connection() -> (PipeEnd, PipeEnd) {
     let (client, server) = pipe();
     client.write_all(REQUEST).unwrap();
-    client.shutdown_write();
     (client, server)
 }
 

@@ -32,6 +32,52 @@ struct State {
     /// Set by `interrupt_background_read`, cleared when a background read starts.
     background_interrupted: bool,
     background_reads: u64,
+    /// A background read of end `i` that found nothing to take when it started: completed by
+    /// whichever call makes it ready (a write, half-close, reset, close or interrupt), on that
+    /// caller's thread once the lock is released. A pending read costs no thread.
+    pending: [Option<BackgroundRead>; 2],
+}
+
+impl State {
+    /// Takes the pending background reads that can complete now, with their outcomes.
+    fn ready_reads(&mut self) -> [Option<(BackgroundRead, BackgroundOutcome)>; 2] {
+        let mut ready = [None, None];
+        for (side, slot) in ready.iter_mut().enumerate() {
+            if self.pending[side].is_none() {
+                continue;
+            }
+            let outcome = if self.background_interrupted {
+                BackgroundOutcome::Aborted
+            } else {
+                let mut byte = [0u8; 1];
+                match try_read(self, side, &mut byte) {
+                    Poll::Ready(Ok(1)) => BackgroundOutcome::Byte(byte[0]),
+                    Poll::Ready(Ok(_)) => BackgroundOutcome::Eof,
+                    Poll::Ready(Err(e)) => BackgroundOutcome::Error(e),
+                    Poll::Pending => continue,
+                }
+            };
+            if let Some(done) = self.pending[side].take() {
+                *slot = Some((done, outcome));
+            }
+        }
+        ready
+    }
+}
+
+/// Releases the lock, wakes waiters, then completes the background reads that became ready:
+/// never under the lock, which `interrupt_background_read` takes.
+fn release(shared: &Shared, mut state: MutexGuard<'_, State>) {
+    let ready = if state.pending.iter().any(Option::is_some) {
+        state.ready_reads()
+    } else {
+        [None, None]
+    };
+    drop(state);
+    shared.changed.notify_all();
+    for (done, outcome) in ready.into_iter().flatten() {
+        done.complete(outcome);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -105,8 +151,7 @@ impl PipeEnd {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         state.dirs[side].data.extend(buf);
-        drop(state);
-        self.shared.changed.notify_all();
+        release(&self.shared, state);
         Ok(buf.len())
     }
 
@@ -117,8 +162,9 @@ impl PipeEnd {
 
     /// Half-closes: the peer reads end of stream after the bytes already written.
     pub fn shutdown_write(&self) {
-        self.lock().dirs[self.side].write_closed = true;
-        self.shared.changed.notify_all();
+        let mut state = self.lock();
+        state.dirs[self.side].write_closed = true;
+        release(&self.shared, state);
     }
 
     /// Resets the stream: both ends' pending bytes are dropped; reads and writes fail.
@@ -127,8 +173,7 @@ impl PipeEnd {
         state.dirs[self.side].reset = true;
         state.dirs[self.side].data.clear();
         state.dirs[1 - self.side].data.clear();
-        drop(state);
-        self.shared.changed.notify_all();
+        release(&self.shared, state);
     }
 
     /// Reads until end of stream (or an error, which ends the bytes collected).
@@ -250,6 +295,21 @@ impl Transport for PipeEnd {
             let mut state = self.lock();
             state.background_interrupted = false;
             state.background_reads += 1;
+            // Nothing to take yet: the call that changes that completes the read, so no
+            // thread waits. (Loom models keep the thread: its race with an abort is what
+            // they model. A read that can complete at once keeps it too, so it still races
+            // with the handler as a socket's would.)
+            let side = self.side;
+            let (incoming, reset) = (&state.dirs[1 - side], state.dirs[side].reset);
+            if !cfg!(loom)
+                && !reset
+                && !incoming.reset
+                && incoming.data.is_empty()
+                && !incoming.write_closed
+            {
+                state.pending[side] = Some(done);
+                return;
+            }
         }
         let (shared, side) = (self.shared.clone(), self.side);
         crate::sync::thread::spawn(move || {
@@ -260,8 +320,9 @@ impl Transport for PipeEnd {
     }
 
     fn interrupt_background_read(&self) {
-        self.lock().background_interrupted = true;
-        self.shared.changed.notify_all();
+        let mut state = self.lock();
+        state.background_interrupted = true;
+        release(&self.shared, state);
     }
 
     fn close(&self) {
@@ -270,8 +331,7 @@ impl Transport for PipeEnd {
         // Bytes the peer sent that we never read are dropped, as a closed socket drops them.
         state.dirs[1 - self.side].data.clear();
         state.dirs[1 - self.side].write_closed = true;
-        drop(state);
-        self.shared.changed.notify_all();
+        release(&self.shared, state);
     }
 
     fn into_stream(self) -> io::Result<PipeEnd> {

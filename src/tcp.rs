@@ -191,6 +191,10 @@ pub struct TcpConn {
     key: u64,
     read_deadline: Mutex<Option<Instant>>,
     write_deadline: Mutex<Option<Instant>>,
+    /// Whether the socket has a read (write) timeout set now: without a deadline, reads and
+    /// writes then make no `setsockopt` call.
+    read_timeout_set: AtomicBool,
+    write_timeout_set: AtomicBool,
 }
 
 impl TcpConn {
@@ -203,8 +207,23 @@ impl TcpConn {
             key,
             read_deadline: Mutex::new(None),
             write_deadline: Mutex::new(None),
+            read_timeout_set: AtomicBool::new(false),
+            write_timeout_set: AtomicBool::new(false),
         }
     }
+}
+
+/// Sets the socket timeout `set_timeout` sets to `left`, unless both it and `left` are none.
+fn apply_timeout(
+    is_set: &AtomicBool,
+    left: Option<Duration>,
+    set_timeout: impl FnOnce(Option<Duration>) -> io::Result<()>,
+) -> io::Result<()> {
+    if left.is_some() || is_set.load(Ordering::Acquire) {
+        set_timeout(left)?;
+        is_set.store(left.is_some(), Ordering::Release);
+    }
+    Ok(())
 }
 
 /// The time left until `deadline`, for a socket timeout; `Err(TimedOut)` once it passed.
@@ -232,20 +251,26 @@ impl Transport for TcpConn {
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let left = time_left(&self.read_deadline)?;
-        self.stream.set_read_timeout(left)?;
+        apply_timeout(&self.read_timeout_set, left, |t| {
+            self.stream.set_read_timeout(t)
+        })?;
         (&*self.stream).read(buf).map_err(timed_out)
     }
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         let left = time_left(&self.write_deadline)?;
-        self.stream.set_write_timeout(left)?;
+        apply_timeout(&self.write_timeout_set, left, |t| {
+            self.stream.set_write_timeout(t)
+        })?;
         (&*self.stream).write(buf).map_err(timed_out)
     }
 
     fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         *self.read_deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
         if deadline.is_none() {
-            self.stream.set_read_timeout(None)?;
+            apply_timeout(&self.read_timeout_set, None, |t| {
+                self.stream.set_read_timeout(t)
+            })?;
         }
         Ok(())
     }
@@ -256,7 +281,9 @@ impl Transport for TcpConn {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = deadline;
         if deadline.is_none() {
-            self.stream.set_write_timeout(None)?;
+            apply_timeout(&self.write_timeout_set, None, |t| {
+                self.stream.set_write_timeout(t)
+            })?;
         }
         Ok(())
     }
@@ -274,6 +301,7 @@ impl Transport for TcpConn {
         // would send a reset that can destroy our last response at the client.
         let _ = self.stream.shutdown(Shutdown::Write);
         let _ = self.stream.set_read_timeout(Some(LINGER));
+        self.read_timeout_set.store(true, Ordering::Release);
         let deadline = Instant::now() + LINGER;
         let mut scratch = [0u8; 4096];
         let mut drained = 0usize;
@@ -293,8 +321,10 @@ impl Transport for TcpConn {
     fn into_stream(self) -> io::Result<TcpStream> {
         let stream = Arc::try_unwrap(self.stream)
             .map_err(|_| io::Error::other("background read still holds the stream"))?;
-        stream.set_read_timeout(None)?;
-        stream.set_write_timeout(None)?;
+        apply_timeout(&self.read_timeout_set, None, |t| stream.set_read_timeout(t))?;
+        apply_timeout(&self.write_timeout_set, None, |t| {
+            stream.set_write_timeout(t)
+        })?;
         Ok(stream)
     }
 }
