@@ -18,7 +18,8 @@
 //! Clients and server share this process.
 //!
 //! Run: `scripts/soak` (reduced: 10,000 hijacks, 1,000 held) or `scripts/soak --full`, or
-//! `cargo run --release --example soak -- [--hijacks N] [--held M]`. Linux only.
+//! `cargo run --release --example soak -- [--hijacks N] [--held M] [--seed-leak K]`
+//! (`--seed-leak K` never drops K held handovers: the run must then fail). Linux only.
 
 use std::alloc::System;
 use std::io::{Read, Write};
@@ -318,9 +319,12 @@ fn hold(addr: SocketAddr, held: &Held, count: usize) -> Result<Phase2> {
     }
     let checked_in = started.elapsed();
     let started = Instant::now();
+    // The seeded leak (`--seed-leak K`): K handovers are never dropped.
+    let leak = SEED_LEAK.load(Ordering::Relaxed).min(count);
+    std::mem::forget(by_index.drain(..leak).collect::<Vec<_>>());
     drop(by_index);
     drop(parts);
-    for mut c in clients {
+    for mut c in clients.drain(leak..) {
         let mut rest = Vec::new();
         c.read_to_end(&mut rest)?;
         lost += rest.len() as u64;
@@ -378,6 +382,9 @@ struct Args {
     held: usize,
 }
 
+/// `--seed-leak K`: keep K held handovers forever, to show that the check reports a leak.
+static SEED_LEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn args() -> Result<Args> {
     let mut args = Args {
         hijacks: 100_000,
@@ -389,6 +396,7 @@ fn args() -> Result<Args> {
         match arg.as_str() {
             "--hijacks" => args.hijacks = value()?.parse()?,
             "--held" => args.held = value()?.parse()?,
+            "--seed-leak" => SEED_LEAK.store(value()?.parse()?, Ordering::Relaxed),
             _ => return Err(format!("unknown argument {arg}").into()),
         }
     }
@@ -469,7 +477,13 @@ fn round(hijack_count: u64, held_count: usize, print: bool) -> Result<(Phase1, P
                 .unwrap_or_default()
         );
     }
+    // The warm-up never leaks: the seeded leak is for the measured round only.
+    let leak = SEED_LEAK.swap(0, Ordering::Relaxed);
+    if print {
+        SEED_LEAK.store(leak, Ordering::Relaxed);
+    }
     let phase2 = hold(addr, &held, held_count)?;
+    SEED_LEAK.store(leak, Ordering::Relaxed);
     if print {
         println!(
             "held: {} opened in {:.2} s ({:.0}/s), while holding: {} ({}); checked both ways in {:.2} s; closed in {:.2} s; {} bytes lost",
