@@ -43,6 +43,7 @@ pub(crate) mod read_buffers {
     use super::READ_CHUNK;
 
     /// Idle buffers kept at most: 256 KiB.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) const KEPT: usize = 64;
 
     #[cfg(not(loom))]

@@ -22,6 +22,9 @@ struct ReaderState {
     hijacked: bool,
     /// The running handler's latches; `None` outside a handler (after release).
     watch: Option<Watch>,
+    /// Aborts waiting for the pending read to complete: a completion wakes only when there
+    /// are some (a wake-up is a system call; most completions have no one waiting).
+    abort_waiters: usize,
 }
 
 /// The reader under a connection's read buffer. See the module docs.
@@ -40,6 +43,7 @@ impl ConnReader {
                 background_byte: None,
                 hijacked: false,
                 watch: None,
+                abort_waiters: 0,
             }),
             completed: Condvar::new(),
         }
@@ -114,8 +118,11 @@ impl ConnReader {
 
             BackgroundOutcome::Aborted => {}
         }
+        let waiters = state.abort_waiters > 0;
         drop(state);
-        self.completed.notify_all();
+        if waiters {
+            self.completed.notify_all();
+        }
     }
 
     //= SPEC.md#abort
@@ -143,7 +150,9 @@ impl ConnReader {
         }
         let mut state = self.lock();
         while state.background != BackgroundState::Off {
+            state.abort_waiters += 1;
             state = self.completed.wait(state);
+            state.abort_waiters -= 1;
         }
     }
 

@@ -24,8 +24,16 @@ pub enum Fired {
 
 #[derive(Debug, Default)]
 struct Latch {
-    fired: Mutex<Option<Fired>>,
+    state: Mutex<LatchState>,
     wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct LatchState {
+    fired: Option<Fired>,
+    /// Threads blocked in `wait`: firing wakes only when there are some, since a wake-up is
+    /// a system call and most latches (every request's, at handler return) have no waiter.
+    waiters: usize,
 }
 
 /// A request's two latches, allocated together: one allocation per request, not two.
@@ -38,43 +46,50 @@ struct Latches {
 impl Latch {
     /// Fires with `reason` unless already fired. Returns whether this call fired it.
     fn fire(&self, reason: Fired) -> bool {
-        let mut fired = self.fired.lock();
-        if fired.is_some() {
+        let mut state = self.state.lock();
+        if state.fired.is_some() {
             return false;
         }
-        *fired = Some(reason);
-        drop(fired);
-        self.wake.notify_all();
+        state.fired = Some(reason);
+        let waiters = state.waiters > 0;
+        drop(state);
+        if waiters {
+            self.wake.notify_all();
+        }
         true
     }
 
     fn get(&self) -> Option<Fired> {
-        *self.fired.lock()
+        self.state.lock().fired
     }
 
     fn wait(&self) -> Fired {
-        let mut fired = self.fired.lock();
+        let mut state = self.state.lock();
         loop {
-            if let Some(reason) = *fired {
+            if let Some(reason) = state.fired {
                 return reason;
             }
-            fired = self.wake.wait(fired);
+            state.waiters += 1;
+            state = self.wake.wait(state);
+            state.waiters -= 1;
         }
     }
 
     #[cfg(not(loom))]
     fn wait_timeout(&self, timeout: Duration) -> Option<Fired> {
         let deadline = std::time::Instant::now() + timeout;
-        let mut fired = self.fired.lock();
+        let mut state = self.state.lock();
         loop {
-            if fired.is_some() {
-                return *fired;
+            if state.fired.is_some() {
+                return state.fired;
             }
             let now = std::time::Instant::now();
             if now >= deadline {
                 return None;
             }
-            fired = self.wake.wait_timeout(fired, deadline - now);
+            state.waiters += 1;
+            state = self.wake.wait_timeout(state, deadline - now);
+            state.waiters -= 1;
         }
     }
 }
