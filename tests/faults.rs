@@ -647,6 +647,17 @@ fn measured(case: &Case, idle: Usage) -> (Result, Usage, Usage) {
     (outcome, before, after)
 }
 
+//= SPEC.md#serving-loop
+//= type=test
+//# A handler panic MUST close the connection unless it was hijacked, and MUST NOT stop the
+//# server from serving other connections.
+//= SPEC.md#hijack-handover
+//= type=test
+//# After a hijack the server MUST NOT read, write or close the stream, even if the handler
+//# panics.
+//= SPEC.md#close-notify
+//= type=test
+//# A failed write to the client while the handler runs MUST cancel the request.
 #[test]
 fn every_fault_leaves_the_server_serving_and_nothing_behind() {
     // A panic message would go to the test's output capture, a buffer that grows and is

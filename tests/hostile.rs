@@ -224,6 +224,24 @@ fn corpus_has_at_least_60_well_formed_cases() {
     assert!(cases.len() >= 60, "only {} cases", cases.len());
 }
 
+//= SPEC.md#bad-input
+//= type=test
+//# A request with both Transfer-Encoding and Content-Length, or with Content-Length values
+//# that differ or are not decimal digits, MUST be answered with 400.
+//= SPEC.md#bad-input
+//= type=test
+//# A Transfer-Encoding field in an HTTP/1.0 request, an empty or malformed
+//# Transfer-Encoding, or chunked applied more than once MUST be answered with 400.
+//= SPEC.md#bad-input
+//= type=test
+//# A transfer coding other than chunked MUST be answered with 501.
+//= SPEC.md#bad-input
+//= type=test
+//# A request head containing a bare CR, a bare LF, or a NUL byte MUST be answered with 400.
+//= SPEC.md#bad-input
+//= type=test
+//# A chunk size that is not hexadecimal, overflows 64 bits, or a chunk whose data is not
+//# followed by CRLF MUST make the body fail; the server MUST then close the connection.
 #[test]
 fn every_case_gets_its_verdict_on_the_pipe_sent_whole() {
     run_all("pipe, whole", |case| {
