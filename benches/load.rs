@@ -5,7 +5,7 @@
 //! load serve ADDR        our server: /cn/{id}?port=P as below, everything else hijack's demo
 //!                        handler (/echo, /): what `hijack serve` serves
 //! load echo ADDR C MS    C clients for MS ms: connect, upgrade to /echo, echo 1 byte, close;
-//!                        prints "echo C CONNECTIONS_PER_SECOND ERRORS"
+//!                        prints "echo C CONNECTIONS_PER_SECOND ERRORS CONNECTIONS"
 //! load cn ADDR N         N connections one after another: GET /cn/{i}?port=P, wait for the
 //!                        response head (the handler runs), close, and time until the server's
 //!                        UDP datagram "{i}" arrives; prints "cn N P50_US P99_US LOST"
@@ -102,9 +102,10 @@ fn echo(addr: &str, clients: u64, ms: u64) {
         let _ = t.join();
     }
     let secs = started.elapsed().as_secs_f64();
+    let done = done.load(Ordering::Relaxed);
     println!(
-        "echo {clients} {:.0} {}",
-        done.load(Ordering::Relaxed) as f64 / secs,
+        "echo {clients} {:.0} {} {done}",
+        done as f64 / secs,
         errors.load(Ordering::Relaxed)
     );
 }
