@@ -414,6 +414,13 @@ case("http10-then-http11", "200 close",
      "an HTTP/1.0 request without keep-alive, then a pipelined HTTP/1.1 one: closed after the first (SPEC serving loop)",
      b"GET / HTTP/1.0\r\n\r\n" + GET)
 
+case("cl-list-trailing-comma", "400 close",
+     "'Content-Length: 5,': an empty list item is not a length (SPEC bad-input: Content-Length that is empty; SPEC silent on list items)",
+     POST + b"Content-Length: 5,\r\n\r\nhello", level="SHOULD")
+case("method-lower-case", "200",
+     "'get' is a valid method token, distinct from GET (RFC 9110 9.1: methods are case-sensitive; the demo handler answers any method; control case)",
+     b"get / HTTP/1.1\r\nHost: x\r\n\r\n", level="SHOULD")
+
 
 def main():
     names = set()
