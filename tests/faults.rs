@@ -386,6 +386,32 @@ fn reset_racing_the_hijack(server: &Server, _: &Shared) -> Result {
     served_normally(server)
 }
 
+fn half_close_racing_the_hijack(server: &Server, shared: &Shared) -> Result {
+    // The half-close lands before, during or after the handover; whatever the server saw
+    // first, the client then receives the 101 and exactly what the hijacker wrote.
+    for i in 0..12u64 {
+        let id = format!("q{i}");
+        let mut c = connect(server)?;
+        let mut bytes = upgrade_request("/hijack-echo", &id);
+        bytes.extend_from_slice(b"ping");
+        c.write_all(&bytes).map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_micros(i * i * 40));
+        c.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
+        shared.wait_for(&format!("hijacker done {id}"))?;
+        let (head, rest) = read_head(&mut c)?;
+        let mut after_head = rest;
+        after_head.extend_from_slice(&read_to_end(&mut c));
+        if !head.starts_with("HTTP/1.1 101 ") || after_head != shared.wrote(&id) {
+            return Err(format!(
+                "{id}: the client saw {head:?} then {:?}, the hijacker wrote {:?}",
+                String::from_utf8_lossy(&after_head),
+                String::from_utf8_lossy(&shared.wrote(&id))
+            ));
+        }
+    }
+    served_normally(server)
+}
+
 fn reset_after_the_hijack(server: &Server, shared: &Shared) -> Result {
     let mut c = hijacked(server, "/hijack-echo", "h1")?;
     c.write_all(b"ping").map_err(|e| e.to_string())?;
@@ -553,6 +579,7 @@ fn cases() -> Vec<Case> {
             half_close_during_background_read,
         ),
         case("reset racing the hijack", reset_racing_the_hijack),
+        case("half-close racing the hijack", half_close_racing_the_hijack),
         case("reset after the hijack", reset_after_the_hijack),
         case("half-close after the hijack", half_close_after_the_hijack),
         case("handler panic before the hijack", panic_before_the_hijack),
