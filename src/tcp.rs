@@ -152,16 +152,30 @@ impl Watcher {
             drop(pending);
             return done.complete(BackgroundOutcome::Aborted);
         }
-        if let Err(e) = epoll::add(
-            &self.epoll,
-            stream.as_fd(),
-            epoll::EventData::new_u64(key),
-            interest(),
-        ) {
-            drop(pending);
-            return done.complete(BackgroundOutcome::Error(e.into()));
+        // Registered after the insert and outside the lock, which the watcher thread takes
+        // for every event: no event can come for `key` before the registration.
+        pending.insert(
+            key,
+            Pending {
+                stream: stream.clone(),
+                done,
+            },
+        );
+        drop(pending);
+        let data = epoll::EventData::new_u64(key);
+        let registered = match epoll::add(&self.epoll, stream.as_fd(), data, interest()) {
+            // Left by a read interrupted between its insert and its registration.
+            Err(Errno::EXIST) => epoll::modify(&self.epoll, stream.as_fd(), data, interest()),
+            other => other,
+        };
+        if let Err(e) = registered {
+            // Unless an interrupt (or the watcher stopping) completed it meanwhile.
+            let removed = self.lock().remove(&key);
+            if let Some(p) = removed {
+                drop(p.stream);
+                p.done.complete(BackgroundOutcome::Error(e.into()));
+            }
         }
-        pending.insert(key, Pending { stream, done });
     }
 
     fn interrupt(&self, key: u64) {
