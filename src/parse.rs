@@ -273,13 +273,22 @@ fn body_kind(headers: &HeaderMap, version: Version) -> Result<BodyKind, Verdict>
         if codings.is_empty() || !codings.iter().all(|c| is_token(c)) {
             return Err(Verdict::BadRequest("malformed Transfer-Encoding"));
         }
-        //= SPEC.md#bad-input
-        //# A transfer coding other than chunked MUST be answered with 501.
-        if !codings.iter().all(|c| c.eq_ignore_ascii_case(b"chunked")) {
-            return Err(Verdict::UnknownCoding);
-        }
-        if codings.len() > 1 {
+        let chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+        if codings.iter().filter(|c| chunked(c)).count() > 1 {
             return Err(Verdict::BadRequest("chunked applied more than once"));
+        }
+        //= SPEC.md#bad-input
+        //# A Transfer-Encoding whose final coding is not chunked MUST be answered with 400.
+        if !codings.last().is_some_and(|c| chunked(c)) {
+            return Err(Verdict::BadRequest(
+                "chunked is not the final transfer coding",
+            ));
+        }
+        //= SPEC.md#bad-input
+        //# A transfer coding other than chunked before a final chunked MUST be answered with
+        //# 501.
+        if codings.len() > 1 {
+            return Err(Verdict::UnknownCoding);
         }
         return Ok(BodyKind::Chunked);
     }

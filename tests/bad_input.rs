@@ -180,7 +180,9 @@ fn head_cases() -> Vec<HeadCase> {
         case(TransferEncoding, "Transfer-Encoding chunked, chunked", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400, "chunked applied more than once"),
         case(TransferEncoding, "empty Transfer-Encoding", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n", 400, "malformed Transfer-Encoding"),
         case(TransferEncoding, "Transfer-Encoding item not a token", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chun ked\r\n\r\n", 400, "malformed Transfer-Encoding"),
-        case(UnknownCoding, "Transfer-Encoding gzip", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "unsupported transfer coding"),
+        case(TransferEncoding, "Transfer-Encoding gzip", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "chunked is not the final transfer coding"),
+        case(TransferEncoding, "Transfer-Encoding chunked, gzip", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, "chunked is not the final transfer coding"),
+        case(TransferEncoding, "Transfer-Encoding xchunked", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n", 400, "chunked is not the final transfer coding"),
         case(UnknownCoding, "Transfer-Encoding gzip, chunked", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "unsupported transfer coding"),
         // Size limits.
         HeadCase {
@@ -333,9 +335,26 @@ fn te_in_http10_empty_malformed_or_chunked_twice_gets_400() {
 
 //= SPEC.md#bad-input
 //= type=test
-//# A transfer coding other than chunked MUST be answered with 501.
+//# A Transfer-Encoding whose final coding is not chunked MUST be answered with 400.
 #[test]
-fn transfer_coding_other_than_chunked_gets_501() {
+fn transfer_encoding_not_ending_in_chunked_gets_400() {
+    let cases = head_cases();
+    assert!(
+        cases
+            .iter()
+            .filter(|c| c.reason == "chunked is not the final transfer coding")
+            .count()
+            >= 3
+    );
+    assert!(check_heads(&[Rule::TransferEncoding]) > 0);
+}
+
+//= SPEC.md#bad-input
+//= type=test
+//# A transfer coding other than chunked before a final chunked MUST be answered with
+//# 501.
+#[test]
+fn transfer_coding_before_a_final_chunked_gets_501() {
     assert!(check_heads(&[Rule::UnknownCoding]) > 0);
 }
 

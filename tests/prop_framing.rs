@@ -289,11 +289,15 @@ fn model_head(head: &[u8]) -> Result<HeadModel, u16> {
         if codings.iter().all(|c| c.is_empty()) || !codings.iter().all(|c| is_token(c.as_bytes())) {
             return Err(400);
         }
-        if codings.iter().any(|c| !c.eq_ignore_ascii_case("chunked")) {
-            return Err(501);
+        let codings: Vec<&String> = codings.iter().filter(|c| !c.is_empty()).collect();
+        let chunked = |c: &&&String| c.eq_ignore_ascii_case("chunked");
+        if codings.iter().filter(chunked).count() > 1
+            || !codings.last().is_some_and(|c| chunked(&c))
+        {
+            return Err(400);
         }
         if codings.len() > 1 {
-            return Err(400);
+            return Err(501);
         }
         Framing::Chunked
     } else {
@@ -1084,7 +1088,11 @@ fn serve(stream: &[u8], split: &Split) -> Result<Served, TestCaseError> {
 //# Transfer-Encoding, or chunked applied more than once MUST be answered with 400.
 //= SPEC.md#bad-input
 //= type=test
-//# A transfer coding other than chunked MUST be answered with 501.
+//# A Transfer-Encoding whose final coding is not chunked MUST be answered with 400.
+//= SPEC.md#bad-input
+//= type=test
+//# A transfer coding other than chunked before a final chunked MUST be answered with
+//# 501.
 //= SPEC.md#bad-input
 //= type=test
 //# A request head longer than max_head_bytes, or with more than 128 header fields, MUST be

@@ -18,6 +18,9 @@ pub struct HostileCase {
     pub note: String,
     /// MUST unless the file says `level: SHOULD`.
     pub level: Level,
+    /// The level of the close check when the file sets one (`close-level: MUST`): RFC 9112
+    /// requires the close after some requests whose status it leaves to the server.
+    pub close_level: Option<Level>,
     /// The bytes to send.
     pub request: Vec<u8>,
 }
@@ -29,6 +32,7 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
     let mut close = false;
     let mut note = String::new();
     let mut level = Level::Must;
+    let mut close_level = None;
     loop {
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
             return Err("no `---` line".into());
@@ -67,13 +71,8 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
                 statuses = Some(list);
             }
             "note" => note = value.to_string(),
-            "level" => {
-                level = match value {
-                    "SHOULD" => Level::Should,
-                    "MUST" => Level::Must,
-                    other => return Err(format!("bad level {other:?}")),
-                }
-            }
+            "level" => level = parse_level(value)?,
+            "close-level" => close_level = Some(parse_level(value)?),
             // Unknown keys are for humans or for later.
             _ => {}
         }
@@ -87,8 +86,17 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
         close,
         note,
         level,
+        close_level,
         request: rest.to_vec(),
     })
+}
+
+fn parse_level(value: &str) -> Result<Level, String> {
+    match value {
+        "SHOULD" => Ok(Level::Should),
+        "MUST" => Ok(Level::Must),
+        other => Err(format!("bad level {other:?}")),
+    }
 }
 
 impl HostileCase {
@@ -120,6 +128,7 @@ impl HostileCase {
                             .collect(),
                     ),
                     close: self.close,
+                    close_level: self.close_level,
                     max_responses: Some(self.statuses.len()),
                 },
             ],
@@ -164,6 +173,7 @@ mod tests {
                 close: true,
                 note: "CL.TE: both".into(),
                 level: Level::Should,
+                close_level: None,
                 request: b"GET / HTTP/1.1\r\n\r\n\x00".to_vec(),
             }
         );
@@ -187,13 +197,20 @@ mod tests {
 
     #[test]
     fn a_corpus_file_becomes_a_one_write_vector() {
-        let v = parse(b"expect: 400 close\n---\nAB").unwrap().vector("x");
+        let parsed =
+            parse(b"expect: 400 close\nlevel: SHOULD\nclose-level: MUST\n---\nAB").unwrap();
+        assert_eq!(
+            (parsed.level, parsed.close_level),
+            (Level::Should, Some(Level::Must))
+        );
+        let v = parsed.vector("x");
         assert_eq!(v.name, "hostile/x");
         assert!(matches!(&v.steps[1], Step::Send { data, write_size: None, .. } if data == "AB"));
         assert!(matches!(
             &v.steps[2],
             Step::ExpectResponses {
                 close: true,
+                close_level: Some(Level::Must),
                 max_responses: Some(1),
                 ..
             }

@@ -189,6 +189,7 @@ impl Ctx {
                 conn,
                 responses,
                 close,
+                close_level,
                 max_responses,
             } => {
                 let Some(c) = self.conns.get_mut(conn) else {
@@ -199,7 +200,7 @@ impl Ctx {
                     &mut self.wire,
                     deadline,
                     responses.as_deref(),
-                    *close,
+                    (*close, close_level.unwrap_or(level)),
                     *max_responses,
                     level,
                 )
@@ -348,7 +349,7 @@ fn expect_responses(
     log: &mut WireLog,
     deadline: Instant,
     want: Option<&[ResponseExpect]>,
-    close: bool,
+    (close, close_level): (bool, Level),
     max_responses: Option<usize>,
     level: Level,
 ) -> Vec<StepMiss> {
@@ -468,6 +469,13 @@ fn expect_responses(
             })
     });
     let close_ok = !close || matches!(end, Some(ReadEnd::Eof | ReadEnd::Reset));
+    if !close_ok && close_level == Level::Must && level != Level::Must {
+        misses.push((
+            Level::Must,
+            format!("{expected} (the close at level must)"),
+            observed.clone(),
+        ));
+    }
     if !statuses_ok || !close_ok || trouble.is_some() {
         misses.push((level, expected, observed));
     }

@@ -102,6 +102,10 @@ pub enum Step {
         /// The server must close the connection after the last one.
         #[serde(default)]
         close: bool,
+        /// The level the `close` check is held at, when it differs from the case's (RFC 9112
+        /// makes the close a MUST where the status is left to the server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        close_level: Option<Level>,
         /// Always MUST, whatever the case level: no more than this many responses (a response
         /// to a request hidden in a body is smuggling).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -122,7 +122,7 @@ def event(addr, ident, timeout):
 
 
 def expect_responses(c, step, deadline):
-    """Returns (statuses_and_close_ok, count, description)."""
+    """Returns (statuses_ok, close_ok, count, description)."""
     want, close, most = step.get("responses"), step.get("close", False), step.get("max_responses")
     got, end, quiet_until = [], None, None
     while True:
@@ -165,8 +165,8 @@ def expect_responses(c, step, deadline):
         return exp["status"] == status
 
     ok = want is None or (len(want) == len(got) and all(matches(e, r) for e, r in zip(want, got)))
-    ok = ok and (not close or end in ("eof", "reset"))
-    return ok, len(got), "responses %s, then %s" % ([s for s, _ in got], end or "open")
+    close_ok = not close or end in ("eof", "reset")
+    return ok, close_ok, len(got), "responses %s, then %s" % ([s for s, _ in got], end or "open")
 
 
 def replay(vector, addr, timeout, run):
@@ -191,12 +191,14 @@ def replay(vector, addr, timeout, run):
             c.sock.close()
         elif op == "expect_responses":
             try:
-                ok, count, seen = expect_responses(c, step, deadline)
+                ok, close_ok, count, seen = expect_responses(c, step, deadline)
             except ValueError as e:
-                ok, count, seen = False, 0, str(e)
+                ok, close_ok, count, seen = False, False, 0, str(e)
             if step.get("max_responses") is not None and count > step["max_responses"]:
                 miss = ("MUST", "more than %d response(s): %s" % (step["max_responses"], seen))
-            elif not ok:
+            elif not close_ok and step.get("close_level", level) == "MUST":
+                miss = ("MUST", "expected the close after %s; got %s" % (step.get("responses"), seen))
+            elif not ok or not close_ok:
                 miss = (level, "expected %s; got %s" % (step.get("responses"), seen))
         elif op == "expect_bytes":
             want = data_of(step, run)
