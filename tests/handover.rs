@@ -615,7 +615,9 @@ fn hijack_discard_keeps_a_held_background_byte() {
     });
     go_tx.send(()).unwrap();
     client.shutdown_write();
-    let rest = got.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let rest = got
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
     server.join().unwrap();
     assert_eq!(String::from_utf8_lossy(&rest), "AFTER");
 }

@@ -1323,4 +1323,3 @@ fn tally_run(model: &Model) {
         count("closed by the server");
     }
 }
-
