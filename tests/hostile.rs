@@ -323,14 +323,21 @@ fn checker_reports_a_missing_response() {
 fn malformed_corpus_files_are_refused() {
     let good = b"expect: 400 close\nnote: n\n---\nGET";
     assert!(corpus::parse_case("good", good).is_ok());
-    let bad: [&[u8]; 8] = [
-        b"expect: 400 close\nnote: n\nGET",               // no separator
-        b"expect: 400 close\nnote: n\n---\n",             // no request bytes
-        b"note: n\n---\nGET",                             // no expect
-        b"expect: 400 close\n---\nGET",                   // no note
-        b"expect: close 400\nnote: n\n---\nGET",          // close not last
-        b"expect: 4000\nnote: n\n---\nGET",               // not a status
-        b"expect: 400\nnote: n\nlevel: MAY\n---\nGET",    // unknown level
+    let levels = b"expect: 400 close\nnote: n\nlevel: SHOULD\nclose-level: MUST\n---\nGET";
+    let case = corpus::parse_case("levels", levels).unwrap();
+    assert_eq!(
+        (case.level.as_deref(), case.close_level.as_deref()),
+        (Some("SHOULD"), Some("MUST"))
+    );
+    let bad: [&[u8]; 9] = [
+        b"expect: 400 close\nnote: n\nGET",            // no separator
+        b"expect: 400 close\nnote: n\n---\n",          // no request bytes
+        b"note: n\n---\nGET",                          // no expect
+        b"expect: 400 close\n---\nGET",                // no note
+        b"expect: close 400\nnote: n\n---\nGET",       // close not last
+        b"expect: 4000\nnote: n\n---\nGET",            // not a status
+        b"expect: 400\nnote: n\nlevel: MAY\n---\nGET", // unknown level
+        b"expect: 400\nnote: n\nclose-level: may\n---\nGET", // unknown close level
         b"expect: 400\nnote: n\nexpected: 200\n---\nGET", // unknown key
     ];
     for bytes in bad {

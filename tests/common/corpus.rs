@@ -22,6 +22,8 @@ pub struct Case {
     pub note: String,
     /// `SHOULD`: RFC 9112 lets a server choose; the reference takes the strict side.
     pub level: Option<String>,
+    /// The level of the close check alone, when the file sets one (`close-level: MUST`).
+    pub close_level: Option<String>,
     /// The request bytes, exactly as sent.
     pub raw: Vec<u8>,
 }
@@ -86,7 +88,7 @@ pub fn parse_case(name: &str, bytes: &[u8]) -> Result<Case, String> {
     if raw.is_empty() {
         return Err(format!("{name}: no request bytes after `---`"));
     }
-    let (mut expect, mut note, mut level) = (None, None, None);
+    let (mut expect, mut note, mut level, mut close_level) = (None, None, None, None);
     for line in header.split('\n') {
         let (key, value) = line
             .split_once(": ")
@@ -95,6 +97,7 @@ pub fn parse_case(name: &str, bytes: &[u8]) -> Result<Case, String> {
             "expect" => &mut expect,
             "note" => &mut note,
             "level" => &mut level,
+            "close-level" => &mut close_level,
             _ => return Err(format!("{name}: unknown key {key:?}")),
         };
         if slot.replace(value.to_string()).is_some() {
@@ -107,16 +110,22 @@ pub fn parse_case(name: &str, bytes: &[u8]) -> Result<Case, String> {
     if note.trim().is_empty() {
         return Err(format!("{name}: empty note"));
     }
-    if let Some(level) = &level
-        && level != "SHOULD"
-    {
-        return Err(format!("{name}: level must be SHOULD, not {level:?}"));
+    for (key, value) in [("level", &level), ("close-level", &close_level)] {
+        if let Some(value) = value
+            && value != "MUST"
+            && value != "SHOULD"
+        {
+            return Err(format!(
+                "{name}: {key} must be MUST or SHOULD, not {value:?}"
+            ));
+        }
     }
     Ok(Case {
         name: name.to_string(),
         expect,
         note,
         level,
+        close_level,
         raw,
     })
 }

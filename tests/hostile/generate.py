@@ -7,6 +7,8 @@ File format (read by tests/hostile.rs and by the conformance harness):
     expect: <status> [<status> ...] [close]
     note: <what the case is, and the rule that decides it>
     level: SHOULD            (optional: RFC 9112 lets a server choose; lenient peers are NON-STRICT)
+    close-level: MUST        (optional: the level of the close check alone, e.g. RFC 9112 6.1
+                              requires the close after TE with CL whatever the status)
     ---
     <raw request bytes to the end of the file, exactly as sent>
 
@@ -34,23 +36,27 @@ OVER_MAX_HEAD = (1 << 20) + 64 * 1024
 CASES = []
 
 
-def case(name, expect, note, raw, level=None):
-    CASES.append((name, expect, note, raw, level))
+def case(name, expect, note, raw, level=None, close_level=None):
+    CASES.append((name, expect, note, raw, level, close_level))
+
+
+# RFC 9112 6.1 leaves the status of these to the server but requires the close.
+TE_CL = dict(level="SHOULD", close_level="MUST")
 
 
 # --- CL.TE / TE.CL: both framings present (RFC 9112 §6.1; SPEC.md#bad-input: 400) ---
 case("cl-te-basic", "400 close",
      "CL.TE: Content-Length then Transfer-Encoding: chunked; a CL front end forwards the smuggled G (RFC 9112 6.1, SPEC bad-input: TE and CL)",
-     POST + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", level="SHOULD")
+     POST + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", **TE_CL)
 case("te-cl-basic", "400 close",
      "TE.CL: Transfer-Encoding: chunked then Content-Length: 3; a TE front end forwards a second request inside the chunk (SPEC bad-input: TE and CL)",
-     POST + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n", level="SHOULD")
+     POST + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n", **TE_CL)
 case("cl-te-zero-length", "400 close",
      "Content-Length: 0 with Transfer-Encoding: chunked (SPEC bad-input: TE and CL)",
-     POST + b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", level="SHOULD")
+     POST + b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", **TE_CL)
 case("cl-te-smuggled-request", "400 close",
      "CL.TE carrying a whole second request after the last chunk (SPEC bad-input: TE and CL)",
-     POST + b"Content-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n", level="SHOULD")
+     POST + b"Content-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n", **TE_CL)
 
 # --- TE.TE: obfuscated Transfer-Encoding ---
 case("te-te-space-before-colon", "400 close",
@@ -73,7 +79,7 @@ case("te-te-xchunked", "400 close",
      POST + b"Transfer-Encoding: xchunked\r\n\r\n" + HELLO_CHUNKS)
 case("te-te-xchunked-with-cl", "400 close",
      "'Transfer-Encoding: xchunked' with Content-Length: any TE with CL is 400 (SPEC bad-input: TE and CL)",
-     POST + b"Content-Length: 5\r\nTransfer-Encoding: xchunked\r\n\r\nhello", level="SHOULD")
+     POST + b"Content-Length: 5\r\nTransfer-Encoding: xchunked\r\n\r\nhello", **TE_CL)
 case("te-te-vertical-tab-before-value", "400 close",
      "'Transfer-Encoding:<VT>chunked': VT is a control byte in a field value (SPEC bad-input: invalid field value)",
      POST + b"Transfer-Encoding:\x0bchunked\r\n\r\n" + HELLO_CHUNKS)
@@ -97,7 +103,7 @@ case("te-te-name-upper-case", "200",
      POST + b"TRANSFER-ENCODING: chunked\r\n\r\n" + HELLO_CHUNKS)
 case("te-te-mixed-case-with-cl", "400 close",
      "'tRaNsFeR-eNcOdInG: cHuNkEd' with Content-Length: still TE and CL (SPEC bad-input)",
-     POST + b"Content-Length: 5\r\ntRaNsFeR-eNcOdInG: cHuNkEd\r\n\r\n0\r\n\r\n", level="SHOULD")
+     POST + b"Content-Length: 5\r\ntRaNsFeR-eNcOdInG: cHuNkEd\r\n\r\n0\r\n\r\n", **TE_CL)
 case("te-te-obs-fold", "400 close",
      "'Transfer-Encoding:' folded onto the next line with a leading space (obs-fold, SPEC bad-input: 400)",
      POST + b"Content-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n")
@@ -136,10 +142,10 @@ case("te-empty", "400 close",
      POST + b"Transfer-Encoding: \r\nContent-Length: 5\r\n\r\nhello")
 case("te-http10", "400 close",
      "Transfer-Encoding in an HTTP/1.0 request: faulty framing (RFC 9112 6.1; SPEC bad-input: 400)",
-     b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + HELLO_CHUNKS, level="SHOULD")
+     b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + HELLO_CHUNKS, **TE_CL)
 case("te-cl-http10", "400 close",
      "Transfer-Encoding and Content-Length in an HTTP/1.0 request (RFC 9112 6.1; SPEC bad-input: 400)",
-     b"POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello", level="SHOULD")
+     b"POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello", **TE_CL)
 
 # --- Content-Length ---
 case("cl-duplicate-same", "200",
@@ -394,7 +400,7 @@ case("garbage-text-after-valid", "200 400 close", "a valid request then 'FOO BAR
 case("bare-lf-after-valid", "200 400 close", "a valid request then one whose lines end in bare LF (SPEC bad-input)",
      GET + b"GET / HTTP/1.1\nHost: x\n\n", level="SHOULD")
 case("cl-te-after-valid", "200 400 close", "a valid request then a CL.TE request (SPEC bad-input: TE and CL)",
-     GET + POST + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", level="SHOULD")
+     GET + POST + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", **TE_CL)
 
 # --- added after a first run: SPEC is silent on these; the expectation is what the reference
 # does, where that is safe ---
@@ -412,7 +418,7 @@ case("chunk-size-upper-hex", "200",
      CHUNKED + b"A\r\n0123456789\r\n0\r\n\r\n")
 case("te-chunked-then-cl-on-keep-alive", "200 400 close",
      "a valid chunked request, then a TE.CL request on the same connection (SPEC bad-input: TE and CL)",
-     CHUNKED + HELLO_CHUNKS + POST + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", level="SHOULD")
+     CHUNKED + HELLO_CHUNKS + POST + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", **TE_CL)
 case("connection-close-pipelined", "200 close",
      "'Connection: close' then a pipelined request: the second is never answered (SPEC serving loop)",
      b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + GET)
@@ -430,13 +436,15 @@ case("method-lower-case", "200",
 
 def main():
     names = set()
-    for name, expect, note, raw, level in CASES:
+    for name, expect, note, raw, level, close_level in CASES:
         if name in names:
             sys.exit(f"duplicate case {name}")
         names.add(name)
         header = f"expect: {expect}\nnote: {note}\n"
         if level:
             header += f"level: {level}\n"
+        if close_level:
+            header += f"close-level: {close_level}\n"
         with open(os.path.join(HERE, name + ".http"), "wb") as f:
             f.write(header.encode() + b"---\n" + raw)
     print(f"wrote {len(CASES)} cases to {HERE}")
