@@ -6,9 +6,11 @@
 //!                        handler (/echo, /): what `hijack serve` serves
 //! load echo ADDR C MS    C clients for MS ms: connect, upgrade to /echo, echo 1 byte, close;
 //!                        prints "echo C CONNECTIONS_PER_SECOND ERRORS CONNECTIONS"
-//! load cn ADDR N         N connections one after another: GET /cn/{i}?port=P, wait for the
+//! load cn ADDRS N        N connections per server, one after another and interleaved across
+//!                        the comma-separated servers: GET /cn/{i}?port=P, wait for the
 //!                        response head (the handler runs), close, and time until the server's
-//!                        UDP datagram "{i}" arrives; prints "cn N P50_US P99_US LOST"
+//!                        UDP datagram "{i}" arrives; prints "cn ADDR N P50_US P99_US LOST"
+//!                        per server
 //! ```
 //!
 //! `/cn/{id}?port=P`: the handler flushes a 200 head, waits for close-notify, then sends "{id}"
@@ -28,7 +30,7 @@ use hijack::tcp::TcpConn;
 use hijack::{Fired, Handler, Request, ResponseWriter, Server, ServerConfig};
 use http::StatusCode;
 
-const USAGE: &str = "usage: load serve ADDR | load echo ADDR CLIENTS MS | load cn ADDR N";
+const USAGE: &str = "usage: load serve ADDR | load echo ADDR CLIENTS MS | load cn ADDRS N";
 const ECHO_REQUEST: &[u8] =
     b"GET /echo HTTP/1.1\r\nHost: bench\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
 
@@ -110,46 +112,62 @@ fn echo(addr: &str, clients: u64, ms: u64) {
     );
 }
 
-fn close_notify(addr: &str, n: u64) {
+/// One close-notify measurement: `Ok(µs)`, or `Err(())` if the connection failed or the
+/// datagram never came.
+fn close_notify_once(addr: &str, udp: &UdpSocket, port: u16, i: u64) -> Result<f64, ()> {
+    let mut s = TcpStream::connect(addr).map_err(drop)?;
+    let request = format!("GET /cn/{i}?port={port} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() || !read_head(&mut s) {
+        return Err(());
+    }
+    let closed = Instant::now();
+    drop(s);
+    let id = i.to_string();
+    let mut buf = [0u8; 64];
+    loop {
+        match udp.recv(&mut buf) {
+            Ok(k) if buf[..k] == *id.as_bytes() => return Ok(closed.elapsed().as_secs_f64() * 1e6),
+            Ok(_) => {} // a late datagram of an earlier connection
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+/// `addrs`: one or more servers, comma-separated. Their connections interleave, so a busy
+/// moment of the machine falls on all of them alike.
+fn close_notify(addrs: &str, n: u64) {
     let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let port = udp.local_addr().expect("udp addr").port();
     let _ = udp.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut micros = Vec::with_capacity(n as usize);
-    let mut lost = 0;
-    let mut buf = [0u8; 64];
-    for i in 0..n {
-        let Ok(mut s) = TcpStream::connect(addr) else {
-            lost += 1;
-            continue;
-        };
-        let request = format!("GET /cn/{i}?port={port} HTTP/1.1\r\nHost: bench\r\n\r\n");
-        if s.write_all(request.as_bytes()).is_err() || !read_head(&mut s) {
-            lost += 1;
-            continue;
-        }
-        let closed = Instant::now();
-        drop(s);
-        let id = i.to_string();
-        let noticed = loop {
-            match udp.recv(&mut buf) {
-                Ok(k) if buf[..k] == *id.as_bytes() => break Some(closed.elapsed()),
-                Ok(_) => {} // a late datagram of an earlier connection
-                Err(_) => break None,
+    let addrs: Vec<&str> = addrs.split(',').collect();
+    let mut micros = vec![Vec::with_capacity(n as usize); addrs.len()];
+    let mut lost = vec![0u64; addrs.len()];
+    let mut id = 0;
+    for i in 0..n as usize {
+        for k in 0..addrs.len() {
+            let which = (i + k) % addrs.len();
+            id += 1;
+            match close_notify_once(addrs[which], &udp, port, id) {
+                Ok(us) => micros[which].push(us),
+                Err(()) => lost[which] += 1,
             }
-        };
-        match noticed {
-            Some(d) => micros.push(d.as_secs_f64() * 1e6),
-            None => lost += 1,
         }
     }
-    micros.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        micros
-            .get(((micros.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    println!("cn {n} {:.1} {:.1} {lost}", pct(0.50), pct(0.99));
+    for (which, addr) in addrs.iter().enumerate() {
+        let m = &mut micros[which];
+        m.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            m.get(((m.len() as f64 * p).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "cn {addr} {n} {:.1} {:.1} {}",
+            pct(0.50),
+            pct(0.99),
+            lost[which]
+        );
+    }
 }
 
 /// Our server: the demo handler, plus `/cn/{id}`.
