@@ -14,7 +14,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 
 use crate::conn_reader::ConnReader;
-use crate::parse::{BodyDecoder, BodyKind, Decoded, RequestHead, Verdict, parse_head};
+use crate::parse::{BodyDecoder, BodyKind, Decoded, PartialHead, RequestHead, Verdict, parse_head};
 use crate::request::{BodySource, Request};
 use crate::response::ResponseWriter;
 use crate::signal::Watch;
@@ -288,6 +288,8 @@ impl<T: Transport> Conn<T> {
     fn read_head(&self) -> Result<Option<RequestHead>, HeadError> {
         let mut side = self.read.lock();
         let mut started = false;
+        // Linear in the head's length however it is split (see `PartialHead`).
+        let mut partial = PartialHead::default();
         if side.buf.is_empty() {
             self.set_read_deadline(self.config.idle_timeout);
         }
@@ -298,15 +300,18 @@ impl<T: Transport> Conn<T> {
                     self.transition(ConnEvent::RequestStarted);
                     self.set_read_deadline(self.config.read_header_timeout);
                 }
-                match parse_head(&side.buf, self.config.max_head_bytes) {
-                    Ok(Some((head, len))) => {
-                        // `advance`, not `split_to`: no shared representation to allocate.
-                        side.buf.advance(len);
-                        self.set_read_deadline(None);
-                        return Ok(Some(head));
+                // Parsed again only when the new bytes could decide something.
+                if !partial.still_partial(&side.buf, self.config.max_head_bytes) {
+                    match parse_head(&side.buf, self.config.max_head_bytes) {
+                        Ok(Some((head, len))) => {
+                            // `advance`, not `split_to`: no shared representation to allocate.
+                            side.buf.advance(len);
+                            self.set_read_deadline(None);
+                            return Ok(Some(head));
+                        }
+                        Ok(None) => partial = PartialHead::after(&side.buf),
+                        Err(verdict) => return Err(HeadError::Bad(verdict)),
                     }
-                    Ok(None) => {}
-                    Err(verdict) => return Err(HeadError::Bad(verdict)),
                 }
             }
             match self.fill(&mut side) {

@@ -120,6 +120,82 @@ pub fn parse_head(
     Err(first)
 }
 
+/// What the last parse of a partial head knows, so that the serving loop can skip parsing
+/// again while the new bytes cannot change its outcome.
+///
+/// The serving loop parses the head after every read; a client trickling a long head one byte
+/// per segment would make that quadratic. Bytes that are valid where they land (a token
+/// character inside a method or field name, a field-value byte inside a value, a plain URI
+/// character inside the target) leave a partial head partial: no fault, no end of line, no
+/// new field. Only a read that brings any other byte, follows a CR, or reaches
+/// `max_head_bytes` is parsed again, so the verdict and the read it comes at are unchanged.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PartialHead {
+    /// Bytes of the buffer known to parse as a partial head.
+    len: usize,
+    /// Where the next byte lands.
+    at: Position,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Position {
+    /// Nothing known: parse.
+    #[default]
+    Unknown,
+    Method,
+    Target,
+    Name,
+    Value,
+}
+
+impl PartialHead {
+    /// After `buf` parsed as a partial head.
+    pub(crate) fn after(buf: &[u8]) -> PartialHead {
+        let start = buf
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(buf.len());
+        let rest = &buf[start..];
+        let at = match rest.iter().rposition(|&b| b == b'\n') {
+            None => match rest.iter().filter(|&&b| b == b' ').count() {
+                0 => Position::Method,
+                1 => Position::Target,
+                _ => Position::Unknown,
+            },
+            // A field more would be one too many: let httparse say so at its first byte.
+            Some(_) if rest.iter().filter(|&&b| b == b'\n').count() > MAX_HEADERS => {
+                Position::Unknown
+            }
+            Some(nl) if rest[nl + 1..].contains(&b':') => Position::Value,
+            Some(_) => Position::Name,
+        };
+        PartialHead { len: buf.len(), at }
+    }
+
+    /// Whether `buf` (the parsed bytes plus what arrived since) is still a partial head
+    /// without parsing it: every new byte is valid where it lands.
+    pub(crate) fn still_partial(&mut self, buf: &[u8], max_head_bytes: usize) -> bool {
+        if cfg!(hijack_mutant = "reparse_every_read") {
+            return false;
+        }
+        let known = self.at != Position::Unknown
+            && self.len > 0
+            && buf.len() > self.len
+            && buf.len() < max_head_bytes
+            && buf[self.len - 1] != b'\r'
+            && buf[self.len..].iter().all(|&b| match self.at {
+                Position::Method | Position::Name => is_token(std::slice::from_ref(&b)),
+                Position::Target => b.is_ascii_alphanumeric() || b"-._~/?=&%+".contains(&b),
+                Position::Value => b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80,
+                Position::Unknown => false,
+            });
+        if known {
+            self.len = buf.len();
+        }
+        known
+    }
+}
+
 /// The verdict on `buf` alone, without looking for a shorter rejected prefix.
 fn parse_prefix(
     buf: &[u8],
@@ -573,4 +649,88 @@ fn chunk_step(chunk: Chunk, b: u8) -> Result<Option<Chunk>, Verdict> {
 /// Data is copied in bulk by `decode`, never stepped byte by byte.
 fn unreachable_data() -> Chunk {
     Chunk::DataCr
+}
+
+#[cfg(test)]
+mod partial_head_tests {
+    use super::*;
+
+    /// Feeds `head` one byte at a time as the serving loop does; returns how many times it
+    /// parsed (`skipping_never_changes_a_verdict_or_its_byte` checks the skips are exact).
+    fn parses_one_byte_at_a_time(head: &[u8], max: usize) -> usize {
+        let mut partial = PartialHead::default();
+        let mut parses = 0;
+        for end in 1..=head.len() {
+            if partial.still_partial(&head[..end], max) {
+                continue;
+            }
+            parses += 1;
+            match parse_head(&head[..end], max) {
+                Ok(None) => partial = PartialHead::after(&head[..end]),
+                _ => return parses,
+            }
+        }
+        parses
+    }
+
+    #[test]
+    fn a_trickled_long_head_is_parsed_a_bounded_number_of_times() {
+        let mut head = b"GET /".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 64 << 10));
+        head.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nX-Long: ");
+        head.extend(std::iter::repeat_n(b"v w ".iter().copied(), 16 << 10).flatten());
+        head.extend_from_slice(b"\r\nLong-Name-");
+        head.extend(std::iter::repeat_n(b'n', 64 << 10));
+        head.extend_from_slice(b": v\r\n\r\n");
+        let parses = parses_one_byte_at_a_time(&head, 1 << 20);
+        assert!(parses < 40, "{parses} parses of a {}-byte head", head.len());
+    }
+
+    #[test]
+    fn skipping_never_changes_a_verdict_or_its_byte() {
+        let mut many_fields = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..MAX_HEADERS {
+            many_fields.extend_from_slice(format!("f{i}: v\r\n").as_bytes());
+        }
+        many_fields.extend_from_slice(b"more: v\r\n\r\n");
+        let heads: Vec<Vec<u8>> = vec![
+            b"GET /a?b=c&d%20 HTTP/1.1\r\nHost: x\r\nA: b c\t\x80\r\n\r\n".to_vec(),
+            b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: b\x7fc\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n".to_vec(),
+            b"G@T / HTTP/1.1\r\n\r\n".to_vec(),
+            b"GET /a\0b HTTP/1.1\r\n\r\n".to_vec(),
+            many_fields,
+        ];
+        for head in &heads {
+            // Whole, the verdict; trickled with skips, the same verdict at the same byte.
+            let first = (1..=head.len())
+                .find(|&end| !matches!(parse_head(&head[..end], 1 << 20), Ok(None)))
+                .unwrap_or(head.len());
+            let mut partial = PartialHead::default();
+            for end in 1..=head.len() {
+                if partial.still_partial(&head[..end], 1 << 20) {
+                    assert!(end < first, "skipped the deciding byte of {head:?}");
+                    continue;
+                }
+                match parse_head(&head[..end], 1 << 20) {
+                    Ok(None) => partial = PartialHead::after(&head[..end]),
+                    _ => {
+                        assert_eq!(end, first, "decided at another byte: {head:?}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_at_max_head_bytes_is_parsed() {
+        let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nA: ".to_vec();
+        head.extend(std::iter::repeat_n(b'v', 300));
+        let mut partial = PartialHead::after(&head[..40]);
+        assert!(!partial.still_partial(&head[..256], 256));
+    }
 }
