@@ -234,7 +234,11 @@ fn corpus_has_at_least_60_well_formed_cases() {
 //# Transfer-Encoding, or chunked applied more than once MUST be answered with 400.
 //= SPEC.md#bad-input
 //= type=test
-//# A transfer coding other than chunked MUST be answered with 501.
+//# A Transfer-Encoding whose final coding is not chunked MUST be answered with 400.
+//= SPEC.md#bad-input
+//= type=test
+//# A transfer coding other than chunked before a final chunked MUST be answered with
+//# 501.
 //= SPEC.md#bad-input
 //= type=test
 //# A request head containing a bare CR, a bare LF, or a NUL byte MUST be answered with 400.
