@@ -267,12 +267,10 @@ impl<T: Transport> Conn<T> {
         let guard = self.transport.read();
         let t = guard.as_ref().ok_or_else(hijacked_error)?;
         let len = side.buf.len();
-        // Room for a whole chunk while little is buffered, else one byte more: this reuses
-        // the space `advance` left before the start, so the buffer stays the pooled 4 KiB
-        // unless a head is bigger.
-        side.buf.reserve(READ_CHUNK.saturating_sub(len).max(1));
-        let room = side.buf.capacity() - len;
-        side.buf.resize(len + room, 0);
+        // Every read asks for READ_CHUNK bytes (SPEC.md#parts, `ReadSide`): how far the server
+        // reads ahead decides which bytes are buffered at a hijack, so it must not depend on
+        // the buffer's capacity. `resize` reuses the space `advance` left before the start.
+        side.buf.resize(len + READ_CHUNK, 0);
         let result = self.reader.read(t, &mut side.buf[len..]);
         side.buf.truncate(len + *result.as_ref().unwrap_or(&0));
         result
