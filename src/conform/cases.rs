@@ -462,8 +462,8 @@ fn bad_input() -> Vec<Case> {
         ),
         (
             "final-coding-not-chunked",
-            Should,
-            "a Transfer-Encoding whose final coding is not chunked: 400 and close (RFC 9112 6.3: MUST 400; 501 is also safe, so a miss is non-strict)",
+            Must,
+            "a Transfer-Encoding whose final coding is not chunked: 400 and close (RFC 9112 6.3 requires both)",
             format!("POST / HTTP/1.1\r\n{HOST}Transfer-Encoding: foo\r\n\r\nabc"),
             400,
         ),
