@@ -68,6 +68,14 @@ pub use signal::{Cancellation, CloseNotify, Fired};
 pub use state::ConnState;
 pub use transport::Transport;
 
+/// Heap bytes held by idle read buffers that ended connections left for new ones (the server
+/// pools them as Go pools its `bufio.Reader`s). A leak check that compares live heap bytes
+/// before and after a connection subtracts these: they belong to the pool, not to any
+/// connection.
+pub fn idle_read_buffer_bytes() -> usize {
+    conn::read_buffers::idle_bytes()
+}
+
 use sync::Arc;
 
 /// Serves requests on one connection. Implemented for every

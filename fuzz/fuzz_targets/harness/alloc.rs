@@ -89,9 +89,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The heap bytes live now.
+/// The heap bytes live now, less the server's idle pooled read buffers (they belong to the
+/// pool, which an input may fill or drain, not to any connection).
 pub fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
+    LIVE.load(Ordering::SeqCst) - hijack::idle_read_buffer_bytes() as isize
 }
 
 /// Waits (at most `limit`) until the live bytes are back at `before`. `Err(live - before)`
