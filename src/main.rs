@@ -1,6 +1,7 @@
 //! `hijack`: the reference server and its tools.
 //! (Built as an empty program under `--cfg loom`, where only the models run.)
 #![cfg_attr(loom, allow(unused))]
+#![forbid(unsafe_code)]
 
 #[cfg(loom)]
 fn main() {}
