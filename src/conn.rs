@@ -66,13 +66,15 @@ pub(crate) mod read_buffers {
         0
     }
 
-    /// Returns a connection's read buffer; one that grew (a large head) is freed instead.
+    /// Returns a connection's read buffer. One that grew (a head that took more than one
+    /// read) is freed and a buffer of the pooled size takes its place, so that the pool
+    /// holds what it held before the connection took from it.
     pub(crate) fn give_back(mut buf: BytesMut) {
         buf.clear();
         // Reclaims the room `advance` left before the start; allocates nothing.
         buf.reserve(READ_CHUNK);
         if buf.capacity() != READ_CHUNK {
-            return;
+            buf = BytesMut::with_capacity(READ_CHUNK);
         }
         #[cfg(not(loom))]
         {
