@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode, header};
 
-use crate::{ConnState, Fired, Handler, Request, ResponseWriter, StateHook, Transport};
+use crate::{ConnState, Fired, Handler, Handover, Request, ResponseWriter, StateHook, Transport};
 
 /// How a `/close-notify/{id}` request ended, as `/events/{id}` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,26 +173,38 @@ impl Drop for Echoing {
     }
 }
 
-fn echo_counted<T: Transport>(
-    req: Request<'_>,
+/// Answers 101 with `Upgrade: protocol` and hijacks, or 426 when the request does not ask for
+/// `protocol`. `None` when there is nothing to hand over.
+fn upgrade<T: Transport>(
+    req: &Request<'_>,
     mut w: ResponseWriter<'_, T>,
-    echoing: Option<Arc<AtomicI64>>,
-) {
+    protocol: &'static str,
+) -> Option<Handover<T::Stream>> {
     w.headers_mut()
-        .insert(header::UPGRADE, HeaderValue::from_static("echo"));
+        .insert(header::UPGRADE, HeaderValue::from_static(protocol));
     w.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if !req.wants_upgrade("echo") {
+    if !req.wants_upgrade(protocol) {
         w.write_header(StatusCode::UPGRADE_REQUIRED);
-        return text(&mut w, "send Connection: Upgrade and Upgrade: echo\n");
+        text(
+            &mut w,
+            &format!("send Connection: Upgrade and Upgrade: {protocol}\n"),
+        );
+        return None;
     }
     w.write_header(StatusCode::SWITCHING_PROTOCOLS);
-    let mut parts = match w.hijack() {
-        Ok(parts) => parts,
-        Err(e) => {
-            tracing::warn!(error = %e, "hijack failed");
-            return;
-        }
+    w.hijack()
+        .map_err(|e| tracing::warn!(error = %e, "hijack failed"))
+        .ok()
+}
+
+fn echo_counted<T: Transport>(
+    req: Request<'_>,
+    w: ResponseWriter<'_, T>,
+    echoing: Option<Arc<AtomicI64>>,
+) {
+    let Some(mut parts) = upgrade(&req, w, "echo") else {
+        return;
     };
     drop(req);
     let _echoing = echoing.map(Echoing::start);
@@ -216,24 +228,13 @@ fn echo_counted<T: Transport>(
 
 impl Demo {
     /// `/hold`: upgrade, hijack, and keep every part until `/release`.
-    fn hold<T: Transport>(&self, req: Request<'_>, mut w: ResponseWriter<'_, T>) {
-        w.headers_mut()
-            .insert(header::UPGRADE, HeaderValue::from_static("hold"));
-        w.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if !req.wants_upgrade("hold") {
-            w.write_header(StatusCode::UPGRADE_REQUIRED);
-            return text(&mut w, "send Connection: Upgrade and Upgrade: hold\n");
-        }
-        w.write_header(StatusCode::SWITCHING_PROTOCOLS);
-        match w.hijack() {
-            // The hijack flushed the 101; the parts stay as the handover left them.
-            Ok(parts) => self
-                .held
+    fn hold<T: Transport>(&self, req: Request<'_>, w: ResponseWriter<'_, T>) {
+        // The hijack flushed the 101; the parts stay as the handover left them.
+        if let Some(parts) = upgrade(&req, w, "hold") {
+            self.held
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(Box::new(parts)),
-            Err(e) => tracing::warn!(error = %e, "hijack failed"),
+                .push(Box::new(parts));
         }
     }
 
