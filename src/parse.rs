@@ -690,6 +690,10 @@ mod partial_head_tests {
         assert!(parses < 40, "{parses} parses of a {}-byte head", head.len());
     }
 
+    //= SPEC.md#bad-input
+    //= type=test
+    //# A request head with more than one fault MUST get the verdict of the shortest prefix of
+    //# its bytes that is rejected, however its bytes were split across reads.
     #[test]
     fn skipping_never_changes_a_verdict_or_its_byte() {
         let mut many_fields = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
