@@ -8,11 +8,11 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use crate::conn::Conn;
@@ -31,19 +31,20 @@ type Job = Box<dyn FnOnce() + Send>;
 /// The connection threads: a thread whose connection ended (closed, or its hijacker
 /// returned) waits a while to serve the next one, since starting a thread costs more than
 /// serving a short connection. `idle` counts waiting threads not yet claimed by a job; the
-/// accept loop claims one before it sends a job, so a sent job always has a thread.
+/// accept loop claims one before it sends a job, so a sent job always has a thread. Idle
+/// threads all wait on the one channel; a job wakes one of them.
 struct Workers {
     jobs: Sender<Job>,
-    queue: Arc<Mutex<Receiver<Job>>>,
+    queue: Receiver<Job>,
     idle: Arc<AtomicUsize>,
 }
 
 impl Workers {
     fn new() -> Workers {
-        let (jobs, queue) = channel();
+        let (jobs, queue) = crossbeam_channel::unbounded();
         Workers {
             jobs,
-            queue: Arc::new(Mutex::new(queue)),
+            queue,
             idle: Arc::default(),
         }
     }
@@ -69,7 +70,7 @@ impl Workers {
     }
 }
 
-fn worker(first: Job, queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
+fn worker(first: Job, queue: &Receiver<Job>, idle: &AtomicUsize) {
     first();
     loop {
         if idle.fetch_add(1, Ordering::AcqRel) >= IDLE_WORKERS {
@@ -82,7 +83,6 @@ fn worker(first: Job, queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
             }
         }
         let next = loop {
-            let queue = queue.lock().unwrap_or_else(|p| p.into_inner());
             match queue.recv_timeout(IDLE_WORKER_TIME) {
                 Ok(job) => break Some(job),
                 Err(RecvTimeoutError::Disconnected) => break None,
@@ -108,6 +108,9 @@ fn worker(first: Job, queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
 struct Registry {
     /// Connections the server still owns (not hijacked, not closed).
     conns: HashMap<u64, Weak<Conn<TcpConn>>>,
+    /// Threads waiting on `Inner::changed` (shutdown, or the accept loop at the connection
+    /// limit): a connection leaving wakes them only if there are some.
+    waiting: usize,
 }
 
 struct Inner {
@@ -233,9 +236,14 @@ impl Server {
                 inner.watcher.stop();
                 return Err(ShutdownError { remaining });
             }
-            let registry = inner.registry();
+            let mut registry = inner.registry();
             let wait = (deadline - now).min(Duration::from_millis(50));
-            let _ = inner.changed.wait_timeout(registry, wait);
+            registry.waiting += 1;
+            let (mut registry, _) = inner
+                .changed
+                .wait_timeout(registry, wait)
+                .unwrap_or_else(|p| p.into_inner());
+            registry.waiting -= 1;
         }
         inner.watcher.stop();
         Ok(())
@@ -287,10 +295,12 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
             while registry.conns.len() >= inner.config.max_connections
                 && !inner.shutting_down.load(Ordering::Acquire)
             {
+                registry.waiting += 1;
                 registry = inner
                     .changed
                     .wait(registry)
                     .unwrap_or_else(|p| p.into_inner());
+                registry.waiting -= 1;
             }
         }
         next_id += 1;
@@ -302,8 +312,11 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
             if matches!(state, ConnState::Hijacked | ConnState::Closed)
                 && let Some(inner) = weak_inner.upgrade()
             {
-                inner.registry().conns.remove(&id);
-                inner.changed.notify_all();
+                let mut registry = inner.registry();
+                registry.conns.remove(&id);
+                if registry.waiting > 0 {
+                    inner.changed.notify_all();
+                }
             }
             if let Some(hook) = &user_hook {
                 hook(id, state);
