@@ -141,7 +141,9 @@ impl Watcher {
             return;
         };
         drop(pending);
-        let _ = epoll::delete(&self.epoll, p.stream.as_fd());
+        // The registration stays, disarmed by ONESHOT: no event comes until `start_read`
+        // re-arms it, and closing the socket removes it. Deleting it here would put a
+        // system call between the client's close and the handler's wake-up.
         drop(p.stream);
         p.done.complete(outcome);
     }
@@ -164,7 +166,8 @@ impl Watcher {
         drop(pending);
         let data = epoll::EventData::new_u64(key);
         let registered = match epoll::add(&self.epoll, stream.as_fd(), data, interest()) {
-            // Left by a read interrupted between its insert and its registration.
+            // Left disarmed by a completed read, or by a read interrupted between its insert
+            // and its registration: re-arm it.
             Err(Errno::EXIST) => epoll::modify(&self.epoll, stream.as_fd(), data, interest()),
             other => other,
         };

@@ -109,6 +109,31 @@ fn live() -> isize {
     LIVE.load(Ordering::SeqCst)
 }
 
+/// Threads of this process now (`/proc/self/status`).
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads line")
+}
+
+/// The threads of the test before any case ran: libtest's and this test's.
+static TEST_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Waits until every thread a case started (a pipe background read that could complete at
+/// once runs on one) has exited. A thread frees its own bookkeeping (its handle, its result
+/// slot, its closure) as it exits, which may be after its case returned: measured meanwhile,
+/// one case's exiting thread offsets the next one's, and a case without a thread then sees
+/// the live bytes drop below its start and never return.
+fn wait_for_case_threads() {
+    let test_threads = *TEST_THREADS.get().expect("TEST_THREADS set at the start");
+    wait_until("the threads of earlier cases exited", || {
+        threads() == test_threads
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------------------
@@ -377,9 +402,10 @@ fn run_case(case: &LeakCase) -> Result<(), TestCaseError> {
 
 /// Runs a case and checks the live heap bytes return to where they were before it.
 fn run_case_counted(case: &LeakCase) -> Result<(), TestCaseError> {
+    wait_for_case_threads();
     let before = live();
     run_case(case)?;
-    // Threads of finished background reads may still be exiting: wait, bounded.
+    wait_for_case_threads();
     wait_until(
         "the live heap bytes returned to their level before the case",
         || live() == before,
@@ -433,8 +459,10 @@ fn warm_up() {
 //# reachable from the handover parts.
 #[test]
 fn no_reference_leaks() {
+    TEST_THREADS.get_or_init(threads);
     silence_case_panics();
     warm_up();
+    wait_for_case_threads();
 
     // 1,000 cases after the warm-up leave the live heap bytes exactly at the baseline.
     let strategy = case_strategy();
@@ -444,6 +472,7 @@ fn no_reference_leaks() {
         let case = strategy.new_tree(&mut runner).unwrap().current();
         run_case(&case).unwrap_or_else(|e| panic!("{e}: {case:?}"));
     }
+    wait_for_case_threads();
     wait_until(
         "the live heap bytes returned to the baseline after 1,000 cases",
         || live() == baseline,
