@@ -96,8 +96,12 @@ fn connect(addr: &str, k: u64) -> std::io::Result<TcpStream> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    sock::setsockopt(&fd, sock::sockopt::IpBindAddressNoPort, &true)?;
-    sock::bind(fd.as_raw_fd(), &SockaddrIn::from(src))?;
+    let bound = sock::setsockopt(&fd, sock::sockopt::IpBindAddressNoPort, &true)
+        .and_then(|()| sock::bind(fd.as_raw_fd(), &SockaddrIn::from(src)));
+    if bound.is_err() {
+        // A system without the option or those addresses: the plain way.
+        return TcpStream::connect(addr);
+    }
     sock::connect(fd.as_raw_fd(), &SockaddrIn::from(dst))?;
     Ok(TcpStream::from(fd))
 }
