@@ -126,6 +126,28 @@ impl Inner {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Waits on `changed` (at most `timeout`), counted in `waiting` so that a connection
+    /// leaving knows to wake it.
+    fn wait_changed<'a>(
+        &self,
+        mut registry: std::sync::MutexGuard<'a, Registry>,
+        timeout: Option<Duration>,
+    ) -> std::sync::MutexGuard<'a, Registry> {
+        registry.waiting += 1;
+        let mut registry = match timeout {
+            Some(t) => {
+                let waited = self.changed.wait_timeout(registry, t);
+                waited.unwrap_or_else(|p| p.into_inner()).0
+            }
+            None => self
+                .changed
+                .wait(registry)
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        registry.waiting -= 1;
+        registry
+    }
 }
 
 /// A running HTTP/1.1 server on a TCP listener.
@@ -236,14 +258,8 @@ impl Server {
                 inner.watcher.stop();
                 return Err(ShutdownError { remaining });
             }
-            let mut registry = inner.registry();
             let wait = (deadline - now).min(Duration::from_millis(50));
-            registry.waiting += 1;
-            let (mut registry, _) = inner
-                .changed
-                .wait_timeout(registry, wait)
-                .unwrap_or_else(|p| p.into_inner());
-            registry.waiting -= 1;
+            drop(inner.wait_changed(inner.registry(), Some(wait)));
         }
         inner.watcher.stop();
         Ok(())
@@ -295,12 +311,7 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
             while registry.conns.len() >= inner.config.max_connections
                 && !inner.shutting_down.load(Ordering::Acquire)
             {
-                registry.waiting += 1;
-                registry = inner
-                    .changed
-                    .wait(registry)
-                    .unwrap_or_else(|p| p.into_inner());
-                registry.waiting -= 1;
+                registry = inner.wait_changed(registry, None);
             }
         }
         next_id += 1;

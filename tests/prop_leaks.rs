@@ -16,6 +16,8 @@
 //!
 //! One `#[test]` in this binary, so nothing else allocates while it measures.
 
+#[path = "common/leaks.rs"]
+mod leaks;
 mod prop_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -28,6 +30,7 @@ use hijack::pipe::{PipeEnd, pipe};
 use hijack::{
     Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter, ServerConfig,
 };
+use leaks::threads;
 use prop_support::{config, pattern, wait_until};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -107,16 +110,6 @@ static ALLOCATOR: Counting = Counting;
 
 fn live() -> isize {
     LIVE.load(Ordering::SeqCst)
-}
-
-/// Threads of this process now (`/proc/self/status`).
-fn threads() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("a Threads line")
 }
 
 /// The threads of the test before any case ran: libtest's and this test's.

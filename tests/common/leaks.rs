@@ -37,11 +37,16 @@ pub fn live_heap(alloc: &StatsAlloc<System>) -> isize {
     stats.bytes_allocated as isize - stats.bytes_deallocated as isize
 }
 
+/// Threads of this process now.
+pub fn threads() -> usize {
+    entries("/proc/self/task")
+}
+
 /// What the process holds now. Reading `/proc/self/fd` opens one descriptor, in every
 /// sample alike, and the directory listings' buffers are freed before the heap is read.
 pub fn usage(alloc: &StatsAlloc<System>) -> Usage {
     let fds = entries("/proc/self/fd");
-    let threads = entries("/proc/self/task");
+    let threads = threads();
     Usage {
         fds,
         threads,
