@@ -228,7 +228,13 @@ impl Server {
     pub fn shutdown(&self, grace: Duration) -> Result<(), ShutdownError> {
         let inner = &self.inner;
         inner.shutting_down.store(true, Ordering::Release);
+        // Wake the accept loop where it waits: in its poll, or for room in the registry (it
+        // checks the flag under the registry's lock, so the wake-up cannot come too early).
         let _ = rustix::io::write(&inner.wake, &1u64.to_ne_bytes());
+        if !cfg!(hijack_mutant = "shutdown_misses_full_accept") {
+            drop(inner.registry());
+            inner.changed.notify_all();
+        }
         if let Some(accept) = self.accept.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = accept.join();
         }
@@ -313,6 +319,10 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
             {
                 registry = inner.wait_changed(registry, None);
             }
+        }
+        if inner.shutting_down.load(Ordering::Acquire) {
+            // Accepted while the server was full: never served, closed as it drops.
+            return;
         }
         next_id += 1;
         let id = next_id;

@@ -133,6 +133,52 @@ fn max_connections_holds_the_next_connection_until_one_closes() {
 
 //= SPEC.md#server
 //= type=test
+//# Shutdown MUST stop accepting, close idle connections, and wait up to its grace period
+//# for active connections to finish, and MUST fail with the number still active if the
+//# grace period ends first.
+#[test]
+fn shutdown_returns_while_a_connection_waits_for_room_under_max_connections() {
+    let server = Arc::new(serve(
+        ServerConfig {
+            max_connections: 1,
+            ..ServerConfig::default()
+        },
+        echo_path,
+    ));
+    let mut idle = connect(&server);
+    assert_eq!(round_trip(&mut idle, "/first"), b"/first");
+    // Accepted, but the accept loop waits for room: the idle connection holds the one slot.
+    let mut waiting = connect(&server);
+    waiting.write_all(&get("/second")).unwrap();
+    std::thread::sleep(GRACE_TO_MISBEHAVE);
+
+    let (done_tx, done) = mpsc::channel();
+    let shutting_down = server.clone();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(shutting_down.shutdown(Duration::from_secs(10)));
+    });
+    let result = done.recv_timeout(Duration::from_secs(10));
+    assert_eq!(
+        result,
+        Ok(Ok(())),
+        "shutdown did not return while the accept loop waited for room"
+    );
+    assert_eq!(
+        read_to_end(&mut idle),
+        b"",
+        "the idle connection was closed"
+    );
+    // Closed with its request unread, so the close may come as a reset: no byte either way.
+    let mut got = Vec::new();
+    match waiting.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert_eq!(got, b"", "the waiting connection was never served");
+}
+
+//= SPEC.md#server
+//= type=test
 //# A hijacked connection MUST leave the server at the hijack: it MUST NOT count toward
 //# max_connections, and shutdown MUST NOT wait for it or close it.
 #[test]
