@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hijack::demo::Demo;
 use hijack::tcp::TcpConn;
 use hijack::{Fired, Handler, Request, ResponseWriter, Server, ServerConfig};
+use hijack_conform::demo::Demo;
 use http::StatusCode;
 
 const USAGE: &str = "usage: load serve ADDR | load echo ADDR CLIENTS MS | load cn ADDRS N";

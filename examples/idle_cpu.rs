@@ -160,7 +160,7 @@ fn run() -> Result<f64> {
     let server = Server::bind(
         "127.0.0.1:0",
         ServerConfig::default(),
-        hijack::demo::Demo::default(),
+        hijack_conform::demo::Demo::default(),
     )?;
     println!("serving on {}", server.local_addr());
     let kept = open("keep-alive", KEEP_ALIVE, &server, keep_alive)?;

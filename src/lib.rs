@@ -51,8 +51,6 @@ mod sync;
 pub mod transport;
 
 #[cfg(not(loom))]
-pub mod demo;
-#[cfg(not(loom))]
 mod server;
 #[cfg(not(loom))]
 pub mod tcp;

@@ -3,16 +3,14 @@
 //! the handler thread's allocations during `hijack` are counted.
 #![allow(unsafe_code)]
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Write;
 use std::sync::mpsc;
 
-use common::{recv, serve_pipe};
 use hijack::pipe::PipeEnd;
 use hijack::{Request, ResponseWriter};
+use hijack_testkit::{recv, serve_pipe};
 use http::{HeaderValue, StatusCode, header};
 
 /// Counts the bytes allocated (and grown into by `realloc`) on threads that enabled counting.

@@ -3,16 +3,14 @@
 //! makes the body read fail and the connection close. Every case is fed twice, as h11's fuzz
 //! harness does: whole, and one byte at a time (each byte read by the server on its own).
 
-mod common;
-
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{read_response, recv, serve_pipe_with, wait_until};
 use hijack::pipe::PipeEnd;
 use hijack::{Request, ResponseWriter, ServerConfig};
+use hijack_testkit::{read_response, recv, serve_pipe_with, wait_until};
 use http::StatusCode;
 
 /// How the client sends its bytes.
@@ -749,10 +747,10 @@ fn a_well_formed_chunked_body_with_extensions_and_trailers_is_accepted_either_wa
     }
 }
 
-/// Bytes already received, as a [`common::ByteSource`] that then reports the end of stream.
+/// Bytes already received, as a [`hijack_testkit::ByteSource`] that then reports the end of stream.
 struct Received<'a>(&'a [u8]);
 
-impl common::ByteSource for Received<'_> {
+impl hijack_testkit::ByteSource for Received<'_> {
     fn read_some(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.0.len());
         buf[..n].copy_from_slice(&self.0[..n]);
@@ -762,7 +760,7 @@ impl common::ByteSource for Received<'_> {
 }
 
 /// Parses the one response `received` must hold; `None` if it holds none or bytes follow.
-fn only_response(received: &[u8]) -> Option<common::Response> {
+fn only_response(received: &[u8]) -> Option<hijack_testkit::Response> {
     let mut src = Received(received);
     let mut pending = Vec::new();
     let resp = read_response(&mut src, &mut pending, false)?;

@@ -12,8 +12,7 @@
 //! runs them all in sequence, so no other test's threads or allocations are counted. It ends
 //! with a seeded leak (a handover kept past the case) that the same check must report.
 
-#[path = "common/leaks.rs"]
-mod leaks;
+use hijack_testkit::leaks;
 
 use std::alloc::System;
 use std::collections::HashMap;

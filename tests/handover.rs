@@ -1,13 +1,11 @@
 //! The hijack handover on the in-memory transport: ports of Go's serve_test.go scenarios.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::sync::{Mutex, mpsc};
 
-use common::{read_response, recv, serve_pipe, wait_until};
 use hijack::pipe::{PipeEnd, pipe};
 use hijack::{Fired, Handover, Request, ResponseWriter, ServerConfig};
+use hijack_testkit::{read_response, recv, serve_pipe, wait_until};
 use http::StatusCode;
 
 type Parts = Handover<PipeEnd>;

@@ -1,4 +1,4 @@
-//! The hostile-input corpus (`tests/hostile/*.http`, SPEC.md#bad-input): request smuggling
+//! The hostile-input corpus (`conform/hostile/*.http`, SPEC.md#bad-input): request smuggling
 //! and malformed requests, each with the statuses the reference server must answer and whether
 //! it must close the connection. Every case runs against the demo handler of `hijack serve`
 //! (which reads the whole body and answers 200) three ways: on the in-memory pipe sent whole,
@@ -6,18 +6,16 @@
 //! once over loopback TCP against a `Server`. The conformance harness runs the same files
 //! against other servers.
 
-#[path = "common/corpus.rs"]
-mod corpus;
-
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use corpus::{Case, Client, Got, Outcome, Verdict, check, corpus_dir, load, observe};
-use hijack::demo::Demo;
 use hijack::pipe::{PipeEnd, pipe};
 use hijack::{Server, ServerConfig, Transport};
+use hijack_conform::Level;
+use hijack_conform::demo::Demo;
+use hijack_testkit::corpus::{self, Case, Client, Got, Outcome, Verdict, check, load, observe};
 
 /// How long the checker waits for each response before it calls the connection kept open.
 const WAIT: Duration = Duration::from_secs(5);
@@ -182,7 +180,7 @@ fn run_on_tcp(server: &Server, case: &Case) -> Outcome {
 }
 
 fn corpus() -> Vec<Case> {
-    load(&corpus_dir())
+    load()
 }
 
 /// Runs every case with `run`, prints the one-line summary, and fails with every mismatch.
@@ -212,7 +210,7 @@ fn run_all(how: &str, run: impl Fn(&Case) -> Outcome) {
 #[test]
 fn corpus_has_at_least_60_well_formed_cases() {
     let cases = corpus();
-    let should = cases.iter().filter(|c| c.level.is_some()).count();
+    let should = cases.iter().filter(|c| c.level == Level::Should).count();
     let closing = cases.iter().filter(|c| c.expect.close).count();
     println!(
         "hostile corpus: {} cases ({} must close, {} kept open, {} at level SHOULD)",
@@ -330,8 +328,8 @@ fn malformed_corpus_files_are_refused() {
     let levels = b"expect: 400 close\nnote: n\nlevel: SHOULD\nclose-level: MUST\n---\nGET";
     let case = corpus::parse_case("levels", levels).unwrap();
     assert_eq!(
-        (case.level.as_deref(), case.close_level.as_deref()),
-        (Some("SHOULD"), Some("MUST"))
+        (case.level, case.close_level),
+        (Level::Should, Some(Level::Must))
     );
     let bad: [&[u8]; 9] = [
         b"expect: 400 close\nnote: n\nGET",            // no separator

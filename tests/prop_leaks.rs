@@ -16,8 +16,7 @@
 //!
 //! One `#[test]` in this binary, so nothing else allocates while it measures.
 
-#[path = "common/leaks.rs"]
-mod leaks;
+use hijack_testkit::leaks;
 mod prop_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

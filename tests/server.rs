@@ -2,19 +2,17 @@
 //! out of the server, graceful shutdown, the read-header and idle timeouts, and the
 //! connection count.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{read_response, recv, wait_until};
 use hijack::tcp::TcpConn;
 use hijack::{
     ConnState, Fired, Handler, Handover, Request, ResponseWriter, Server, ServerConfig,
     ShutdownError,
 };
+use hijack_testkit::{read_response, recv, wait_until};
 
 type Parts = Handover<TcpStream>;
 type States = Arc<Mutex<Vec<(u64, ConnState)>>>;

@@ -3,17 +3,17 @@
 //! panics and the state hook; and close-notify, cancellation and release as a handler sees
 //! them.
 
-mod common;
-
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use common::{ByteSource, Response, read_response, recv, serve_pipe, serve_pipe_with, wait_until};
 use hijack::pipe::PipeEnd;
 use hijack::state::CONN_TRANSITIONS;
 use hijack::{Cancellation, CloseNotify, ConnState, Fired, Request, ResponseWriter, ServerConfig};
+use hijack_testkit::{
+    ByteSource, Response, read_response, recv, serve_pipe, serve_pipe_with, wait_until,
+};
 use http::{HeaderValue, StatusCode, header};
 
 type States = Arc<Mutex<Vec<ConnState>>>;

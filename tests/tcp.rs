@@ -3,16 +3,14 @@
 //! transport's background read is an epoll registration on the server's watcher, so these
 //! are the same scenarios as on the pipe with a real socket and a real interrupt.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-use common::{read_response, recv, wait_until};
 use hijack::tcp::TcpConn;
 use hijack::{Fired, Handler, Handover, Request, ResponseWriter, Server, ServerConfig};
+use hijack_testkit::{read_response, recv, wait_until};
 use http::StatusCode;
 
 type Parts = Handover<TcpStream>;
@@ -402,7 +400,7 @@ fn server_keeps_serving_after_a_handler_panic() {
 // The demo server's acceptance checks (issue 2), without curl.
 
 fn echo_round_trip(delay: Option<Duration>) {
-    let server = serve(hijack::demo::Demo::default());
+    let server = serve(hijack_conform::demo::Demo::default());
     let mut client = connect(&server);
     let head = b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
     match delay {
@@ -444,7 +442,7 @@ fn demo_echo_answers_hello_sent_200_ms_after_the_head() {
 
 #[test]
 fn demo_root_answers_a_short_text() {
-    let server = serve(hijack::demo::Demo::default());
+    let server = serve(hijack_conform::demo::Demo::default());
     let mut client = connect(&server);
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n")

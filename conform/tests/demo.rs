@@ -1,9 +1,7 @@
 //! The conformance endpoints as the reference server serves them, on the in-memory pipe.
 
-mod common;
-
-use common::{read_response, serve_pipe, wait_until};
-use hijack::demo::{CloseNotifyEvent, Demo};
+use hijack_conform::demo::{CloseNotifyEvent, Demo};
+use hijack_testkit::{read_response, serve_pipe, wait_until};
 
 //= SPEC.md#conformance-endpoints
 //= type=test

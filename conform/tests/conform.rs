@@ -194,7 +194,7 @@ fn exported_vectors_replay_against_hijack_serve_with_the_python_runner() {
     let replay = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/replay.py"
+            "/../tests/vectors/replay.py"
         ))
         .arg(&dir)
         .arg(format!("http://{}", server.1))
@@ -498,4 +498,92 @@ fn nothing_listening_exits_2_with_a_clear_message() {
     );
     let bad_url = conform(&["https://127.0.0.1:1"]);
     assert_eq!(bad_url.status.code(), Some(2));
+}
+
+#[test]
+fn the_installed_binary_lists_every_compiled_in_case_from_any_folder() {
+    // From `/`, as an installed binary would be run: the corpus is compiled in.
+    let out = Command::new(BIN)
+        .args(["conform", "--list"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let names = text(&out.stdout);
+    let hostile = names.lines().filter(|n| n.starts_with("hostile/")).count();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/hostile"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "http")
+        })
+        .count();
+    assert_eq!(hostile, files, "one hostile/ case per corpus file");
+    assert!(names.lines().count() >= 177, "{names}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_list_quietly() {
+    // The reading end is closed before the program writes: its write fails with EPIPE
+    // every time (Rust ignores SIGPIPE), as it does under `hijack conform --list | head -1`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["conform", "--list"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn report_paths_and_corpus_folders_are_checked_before_the_run() {
+    let out = conform(&["--json", "/nonexistent-hijack-dir/r.json"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write /nonexistent-hijack-dir/r.json"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("cases against"),
+        "ran before failing: {stderr}"
+    );
+    let out = conform(&["--junit", "/nonexistent-hijack-dir/r.xml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = conform(&["--hostile", "/nonexistent-hijack-corpus", "--list"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent-hijack-corpus"), "{stderr}");
+}
+
+#[test]
+fn help_documents_every_default() {
+    let out = Command::new(BIN)
+        .args(["conform", "--help"])
+        .output()
+        .unwrap();
+    // clap wraps long lines: compare with the whitespace collapsed.
+    let help = text(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(out.status.code(), Some(0));
+    for default in [
+        "[default: 5s]",
+        "[default: 500]",
+        "[default: 8]",
+        "[default: the reference server",
+        "[default: every case]",
+        "[default: none]",
+        "[default: only the compiled-in corpus]",
+    ] {
+        assert!(help.contains(default), "no {default:?} in\n{help}");
+    }
 }

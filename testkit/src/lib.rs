@@ -1,5 +1,13 @@
-//! Shared test support: serving a handler on the in-memory pipe, and reading responses.
-#![allow(dead_code)]
+//! `hijack-testkit`: the support every test, property, fuzz harness, bench and example of the
+//! workspace shares, once: serving a handler on the in-memory pipe, bounded waits, a
+//! client-side response reader, the process's descriptors, threads and live heap
+//! ([`leaks`]), and the hostile corpus as the tests see it ([`corpus`]). Never a dependency of
+//! anything shipped. Under `--cfg loom` (the core's models) it is empty.
+#![cfg(not(loom))]
+#![deny(missing_docs)]
+
+pub mod corpus;
+pub mod leaks;
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -41,12 +49,16 @@ pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
 /// A response as read off the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// The header fields, in order, values as Latin-1-lossy text.
     pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -57,6 +69,7 @@ impl Response {
 
 /// Something bytes can be read from, for [`read_response`].
 pub trait ByteSource {
+    /// Reads some bytes into `buf`; 0 at end of stream (or on an error).
     fn read_some(&mut self, buf: &mut [u8]) -> usize;
 }
 

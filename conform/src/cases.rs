@@ -2,7 +2,7 @@
 //! check (and the historic bug, where there is one). Bytes are spelled out: what a case
 //! sends is what a reader of its vector sees.
 
-use super::vector::{Endpoint, Level, ResponseExpect, Step, Vector};
+use crate::vector::{Endpoint, Level, ResponseExpect, Step, Vector};
 
 const HOST: &str = "Host: conform\r\n";
 

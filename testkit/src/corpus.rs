@@ -1,15 +1,16 @@
-//! The hostile-input corpus (`tests/hostile/*.http`): its file format, and the checker that
-//! runs one case against a connection and compares what came back with the case's verdict.
+//! The hostile-input corpus (`conform/hostile/*.http`): its cases as the tests see them, and the
+//! checker that runs one case against a connection and compares what came back with the case's verdict.
 //!
 //! The checker reads responses with a deadline and tells a timeout from an end of stream, so a
 //! server that keeps a connection open when it must close it (or the reverse) is reported,
 //! never mistaken for the right outcome.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use hijack_conform::Level;
+use hijack_conform::hostile;
 
 /// One case of the corpus.
 #[derive(Clone, Debug)]
@@ -21,9 +22,9 @@ pub struct Case {
     /// What the case is and which rule decides it.
     pub note: String,
     /// `SHOULD`: RFC 9112 lets a server choose; the reference takes the strict side.
-    pub level: Option<String>,
+    pub level: Level,
     /// The level of the close check alone, when the file sets one (`close-level: MUST`).
-    pub close_level: Option<String>,
+    pub close_level: Option<Level>,
     /// The request bytes, exactly as sent.
     pub raw: Vec<u8>,
 }
@@ -31,7 +32,9 @@ pub struct Case {
 /// The statuses of the responses, in order, and whether the connection closes after them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
+    /// The statuses of the responses, in order.
     pub statuses: Vec<u16>,
+    /// The connection closes after them.
     pub close: bool,
 }
 
@@ -49,122 +52,60 @@ impl fmt::Display for Verdict {
 }
 
 impl Verdict {
-    /// Parses the value of an `expect:` line: statuses, then `close` or nothing.
+    /// Parses the value of an `expect:` line (statuses, then `close` or nothing) with the
+    /// corpus parser of `hijack_conform::hostile`.
     pub fn parse(value: &str) -> Result<Verdict, String> {
-        let mut statuses = Vec::new();
-        let mut close = false;
-        for word in value.split_ascii_whitespace() {
-            if close {
-                return Err(format!(
-                    "`close` must be the last word of `expect: {value}`"
-                ));
-            }
-            if word == "close" {
-                close = true;
-                continue;
-            }
-            match word.parse::<u16>() {
-                Ok(code) if (100..=599).contains(&code) => statuses.push(code),
-                _ => return Err(format!("`{word}` in `expect: {value}` is not a status")),
-            }
-        }
-        if statuses.is_empty() {
-            return Err(format!("`expect: {value}` names no status"));
-        }
-        Ok(Verdict { statuses, close })
+        let file = format!("expect: {value}\nnote: -\n---\n-");
+        let case = hostile::parse(file.as_bytes())?;
+        Ok(Verdict {
+            statuses: case.statuses,
+            close: case.close,
+        })
     }
 }
 
-/// Parses one corpus file; any deviation from the format is an error naming the file.
+/// Parses one corpus file with the corpus parser of `hijack_conform::hostile` (the one the
+/// conformance tool uses); any deviation from the format is an error naming the file.
 pub fn parse_case(name: &str, bytes: &[u8]) -> Result<Case, String> {
-    let sep = b"\n---\n";
-    let at = bytes
-        .windows(sep.len())
-        .position(|w| w == sep)
-        .ok_or_else(|| format!("{name}: no `---` line"))?;
-    let header = std::str::from_utf8(&bytes[..at])
-        .map_err(|_| format!("{name}: the lines before `---` are not UTF-8"))?;
-    let raw = bytes[at + sep.len()..].to_vec();
-    if raw.is_empty() {
-        return Err(format!("{name}: no request bytes after `---`"));
-    }
-    let (mut expect, mut note, mut level, mut close_level) = (None, None, None, None);
-    for line in header.split('\n') {
-        let (key, value) = line
-            .split_once(": ")
-            .ok_or_else(|| format!("{name}: malformed line {line:?}"))?;
-        let slot = match key {
-            "expect" => &mut expect,
-            "note" => &mut note,
-            "level" => &mut level,
-            "close-level" => &mut close_level,
-            _ => return Err(format!("{name}: unknown key {key:?}")),
-        };
-        if slot.replace(value.to_string()).is_some() {
-            return Err(format!("{name}: `{key}` given twice"));
-        }
-    }
-    let expect = Verdict::parse(&expect.ok_or_else(|| format!("{name}: no `expect:` line"))?)
-        .map_err(|e| format!("{name}: {e}"))?;
-    let note = note.ok_or_else(|| format!("{name}: no `note:` line"))?;
-    if note.trim().is_empty() {
-        return Err(format!("{name}: empty note"));
-    }
-    for (key, value) in [("level", &level), ("close-level", &close_level)] {
-        if let Some(value) = value
-            && value != "MUST"
-            && value != "SHOULD"
-        {
-            return Err(format!(
-                "{name}: {key} must be MUST or SHOULD, not {value:?}"
-            ));
-        }
-    }
+    let parsed = hostile::parse(bytes).map_err(|e| format!("{name}: {e}"))?;
     Ok(Case {
         name: name.to_string(),
-        expect,
-        note,
-        level,
-        close_level,
-        raw,
+        expect: Verdict {
+            statuses: parsed.statuses,
+            close: parsed.close,
+        },
+        note: parsed.note,
+        level: parsed.level,
+        close_level: parsed.close_level,
+        raw: parsed.request,
     })
 }
 
-/// The corpus directory.
-pub fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile")
-}
-
-/// Reads every `*.http` file of `dir`, sorted by name; fails loudly on a malformed one.
-pub fn load(dir: &Path) -> Vec<Case> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("reading the corpus directory").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "http"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+/// Every case of the corpus compiled into `hijack-conform` (`conform/hostile/*.http`), sorted
+/// by name; fails loudly on a malformed one or a name that is not kebab-case.
+pub fn load() -> Vec<Case> {
+    hostile::builtin_files()
+        .into_iter()
+        .map(|(name, bytes)| {
             assert!(
                 !name.is_empty()
                     && name
                         .bytes()
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
-                "{}: a case name is kebab-case",
-                path.display()
+                "{name}.http: a case name is kebab-case"
             );
-            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            parse_case(&name, &bytes).unwrap_or_else(|e| panic!("malformed corpus file {e}"))
+            parse_case(name, bytes).unwrap_or_else(|e| panic!("malformed corpus file {e}"))
         })
         .collect()
 }
 
 /// What one read of the client's side of a connection gave.
 pub enum Got {
+    /// This many bytes.
     Bytes(usize),
+    /// The end of stream (or a reset).
     End,
+    /// Nothing before the deadline.
     TimedOut,
 }
 

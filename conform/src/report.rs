@@ -7,10 +7,10 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
-use super::memory::Figures;
-use super::runner::{Miss, Verdict};
-use super::vector::Level;
-use super::wire::WireEntry;
+use crate::memory::Figures;
+use crate::runner::{Miss, Verdict};
+use crate::vector::Level;
+use crate::wire::WireEntry;
 
 /// The result of one case.
 #[derive(Serialize, Clone, Debug)]

@@ -1,11 +1,11 @@
-//! The hostile-input corpus (`tests/hostile/NAME.http`): each file is a header of
+//! The hostile-input corpus (`conform/hostile/NAME.http`, compiled in): each file is a header of
 //! `key: value` lines (`expect:`, `note:`, `level:`), a line `---`, and the raw request bytes
 //! to the end of the file, sent in one write. This module parses the format and turns a file
 //! into a vector; it never reads anything else.
 
 use std::path::Path;
 
-use super::vector::{Level, ResponseExpect, Step, Vector, latin1_string};
+use crate::vector::{Level, ResponseExpect, Step, Vector, latin1_string};
 
 /// One parsed corpus file.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,8 +30,8 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
     let mut rest = file;
     let mut statuses = None;
     let mut close = false;
-    let mut note = String::new();
-    let mut level = Level::Must;
+    let mut note = None;
+    let mut level = None;
     let mut close_level = None;
     loop {
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
@@ -50,8 +50,8 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
             }
             return Err(format!("not a `key: value` line: {line:?}"));
         };
-        let value = value.trim();
-        match key.trim() {
+        let (key, value) = (key.trim(), value.trim());
+        let fresh = match key {
             "expect" => {
                 let mut list = Vec::new();
                 for word in value.split_whitespace() {
@@ -68,19 +68,31 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
                         list.push(status);
                     }
                 }
-                statuses = Some(list);
+                statuses.replace(list).is_none()
             }
-            "note" => note = value.to_string(),
-            "level" => level = parse_level(value)?,
-            "close-level" => close_level = Some(parse_level(value)?),
-            // Unknown keys are for humans or for later.
-            _ => {}
+            "note" => note.replace(value.to_string()).is_none(),
+            "level" => level.replace(parse_level(value)?).is_none(),
+            "close-level" => close_level.replace(parse_level(value)?).is_none(),
+            // A misspelt key would silently change nothing: refuse it.
+            _ => {
+                return Err(format!(
+                    "unknown key {key:?} (expect, note, level, close-level)"
+                ));
+            }
+        };
+        if !fresh {
+            return Err(format!("`{key}` given twice"));
         }
     }
     let statuses = statuses.ok_or("no `expect:` line")?;
     if statuses.is_empty() && !close {
         return Err("`expect:` names nothing".into());
     }
+    let note = note.filter(|n| !n.is_empty()).ok_or("no `note:` line")?;
+    if rest.is_empty() {
+        return Err("no request bytes after `---`".into());
+    }
+    let level = level.unwrap_or(Level::Must);
     Ok(HostileCase {
         statuses,
         close,
@@ -136,11 +148,42 @@ impl HostileCase {
     }
 }
 
-/// Every `*.http` file of `dir` as a vector, sorted by name; none if `dir` is absent.
-pub fn load(dir: &Path) -> Result<Vec<Vector>, String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(vec![]);
-    };
+/// The corpus compiled into this crate: `conform/hostile/*.http`.
+static CORPUS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/hostile");
+
+/// Every file of the compiled-in corpus as `(name without .http, bytes)`, sorted by name.
+pub fn builtin_files() -> Vec<(&'static str, &'static [u8])> {
+    let mut files: Vec<(&'static str, &'static [u8])> = CORPUS
+        .files()
+        .filter_map(|f| {
+            let name = f.path().to_str()?.strip_suffix(".http")?;
+            Some((name, f.contents()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every case of the compiled-in corpus as a vector, sorted by name.
+///
+/// # Panics
+/// When a compiled-in file is malformed: the crate's own tests parse each one, so that is a
+/// build of a broken tree.
+pub fn builtin() -> Vec<Vector> {
+    builtin_files()
+        .into_iter()
+        .map(|(name, bytes)| match parse(bytes) {
+            Ok(case) => case.vector(name),
+            Err(e) => panic!("compiled-in corpus file {name}.http: {e}"),
+        })
+        .collect()
+}
+
+/// Every `*.http` file of `dir` as a vector, sorted by name. A missing or unreadable folder is
+/// an error, as is a malformed file (naming it).
+pub fn load_dir(dir: &Path) -> Result<Vec<Vector>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -177,7 +220,7 @@ mod tests {
                 request: b"GET / HTTP/1.1\r\n\r\n\x00".to_vec(),
             }
         );
-        let plain = parse(b"expect: 400\n---\nX").unwrap();
+        let plain = parse(b"expect: 400\nnote: n\n---\nX").unwrap();
         assert_eq!(
             (plain.level, plain.close, &plain.request[..]),
             (Level::Must, false, &b"X"[..])
@@ -198,7 +241,8 @@ mod tests {
     #[test]
     fn a_corpus_file_becomes_a_one_write_vector() {
         let parsed =
-            parse(b"expect: 400 close\nlevel: SHOULD\nclose-level: MUST\n---\nAB").unwrap();
+            parse(b"expect: 400 close\nnote: n\nlevel: SHOULD\nclose-level: MUST\n---\nAB")
+                .unwrap();
         assert_eq!(
             (parsed.level, parsed.close_level),
             (Level::Should, Some(Level::Must))

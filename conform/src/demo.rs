@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode, header};
 
-use crate::{ConnState, Fired, Handler, Handover, Request, ResponseWriter, StateHook, Transport};
+use hijack::{ConnState, Fired, Handler, Handover, Request, ResponseWriter, StateHook, Transport};
 
 /// How a `/close-notify/{id}` request ended, as `/events/{id}` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::vector::{Level, ResponseExpect, Step, Vector, latin1_bytes};
-use super::wire::{Client, Parsed, ReadEnd, Response, WireLog, escape, parse_response};
+use crate::vector::{Level, ResponseExpect, Step, Vector, latin1_bytes};
+use crate::wire::{Client, Parsed, ReadEnd, Response, WireLog, escape, parse_response};
 
 /// The verdict of a case.
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

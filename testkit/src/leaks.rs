@@ -1,7 +1,6 @@
 //! What a process holds, for leak checks: open descriptors (`/proc/self/fd`), threads
 //! (`/proc/self/task`) and live heap bytes (from the `stats_alloc` global allocator the test
 //! binary installs), and a bounded wait for them to come back to a baseline.
-#![allow(dead_code)]
 
 use std::alloc::System;
 use std::fmt;
@@ -12,8 +11,11 @@ use stats_alloc::StatsAlloc;
 /// Descriptors, threads and live heap bytes at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
+    /// Open descriptors.
     pub fds: usize,
+    /// Threads.
     pub threads: usize,
+    /// Live heap bytes.
     pub heap: isize,
 }
 

@@ -2,7 +2,7 @@
 """Writes the hostile-input corpus: one `NAME.http` file per case (the files are the source of
 truth and are committed; this script is how they were made and how to add more).
 
-File format (read by tests/hostile.rs and by the conformance harness):
+File format (read by the conformance tool, conform/src/hostile.rs, compiled in; tests/hostile.rs runs it):
 
     expect: <status> [<status> ...] [close]
     note: <what the case is, and the rule that decides it>
@@ -17,7 +17,7 @@ connection after the last one, otherwise it keeps it open for the next request. 
 goes to the demo handler of `hijack serve` (SPEC.md#conformance-endpoints): any path other than
 the conformance endpoints reads the whole request body and answers 200.
 
-Run: python3 tests/hostile/generate.py   (rewrites every case it knows; leaves others alone)
+Run: python3 conform/hostile/generate.py   (rewrites every case it knows; leaves others alone)
 """
 
 import os

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::runner::{Target, Verdict, read_one};
-use super::wire::{Client, WireLog};
+use crate::runner::{Target, Verdict, read_one};
+use crate::wire::{Client, WireLog};
 
 /// The case's name.
 pub const NAME: &str = "memory/retained-per-hijack";

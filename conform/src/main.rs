@@ -1,0 +1,309 @@
+//! `hijack`: the reference server (`hijack serve`) and the conformance suite (`hijack conform`).
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hijack_conform::{RunOptions, Suite, Verdict, demo::Demo, parse_url};
+
+/// Counts every allocation of this program, so that `/stats` can report live heap bytes
+/// (SPEC.md#conformance-endpoints) without unsafe code of ours.
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+/// Heap bytes this program holds right now: allocated minus freed (stats_alloc already
+/// counts a realloc's growth as allocated and its shrinking as freed).
+fn live_heap_bytes() -> u64 {
+    let stats = GLOBAL.stats();
+    stats
+        .bytes_allocated
+        .saturating_sub(stats.bytes_deallocated) as u64
+}
+
+/// The demo handler of `hijack serve` and `hijack conform`, with its `/stats` probes, and
+/// the server configuration that feeds its connection count.
+fn reference_server() -> (Demo, hijack::ServerConfig) {
+    let demo = Demo::with_heap_probe(live_heap_bytes);
+    let config = hijack::ServerConfig {
+        on_state: Some(demo.state_hook()),
+        ..hijack::ServerConfig::default()
+    };
+    (demo, config)
+}
+
+/// The reference implementation of HTTP/1.1 connection hijacking.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the demo and conformance endpoints until interrupted.
+    ///
+    /// `/echo` (with `Connection: Upgrade` and `Upgrade: echo`) answers 101, hijacks and echoes
+    /// every byte (the handed-over bytes first) until the client half-closes.
+    /// `/close-notify/{id}` waits for the client to go away and records when it noticed;
+    /// `/events/{id}` tells. `/hold`, `/release` and `/stats` serve the memory cases.
+    /// Anything else answers a short text.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+    /// Test a server's hijack, close-notify and framing handling, black-box, over TCP.
+    ///
+    /// Without URL, starts the reference server in-process on 127.0.0.1 and tests it.
+    /// Exit code 0 when no case FAILs, 1 on any FAIL, 2 on a usage or connection error.
+    Conform(ConformArgs),
+}
+
+/// Options of `hijack conform`.
+#[derive(clap::Args, Debug)]
+struct ConformArgs {
+    /// The server under test, `http://HOST:PORT` [default: the reference server, started
+    /// in-process on 127.0.0.1].
+    url: Option<String>,
+    /// Run only the cases whose name matches GLOB (repeatable), e.g. 'handover/*'
+    /// [default: every case].
+    #[arg(long = "case", value_name = "GLOB")]
+    cases: Vec<String>,
+    /// Skip the cases whose name matches GLOB (repeatable) [default: none].
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Write the JSON report to FILE (checked writable before the run) [default: none].
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the JUnit XML report to FILE (checked writable before the run) [default: none].
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Longest wait of one step of a case: a number with unit s or ms (a bare number is
+    /// seconds), e.g. 5s or 800ms.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Connections the memory case holds.
+    #[arg(long, default_value_t = 500)]
+    memory_conns: usize,
+    /// Print the case names (after --case and --exclude) and exit.
+    #[arg(long)]
+    list: bool,
+    /// Write every byte-level case as a JSON vector into DIR (DIR/GROUP/NAME.json) and exit.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+    /// Cases run at once.
+    #[arg(long, default_value_t = 8)]
+    jobs: usize,
+    /// Add the hostile-input cases of DIR (`*.http`, the format of SPEC.md#conformance-vectors);
+    /// a file named as a compiled-in case replaces it [default: only the compiled-in corpus].
+    #[arg(long, value_name = "DIR")]
+    hostile: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = number.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "s" => n,
+        "ms" => n / 1000.0,
+        _ => return Err(format!("bad duration unit in {s:?} (use s or ms)")),
+    };
+    if !(secs > 0.0 && secs < 3600.0) {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A usage or connection error: exit code 2.
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    let _ = writeln!(io::stderr(), "hijack conform: {msg}");
+    ExitCode::from(2)
+}
+
+/// Writes `text` to stdout. A reader that went away (`hijack conform --list | head -1`) is
+/// not an error of ours: the caller stops quietly.
+fn print_out(text: &str) -> Result<(), io::Error> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush())
+}
+
+fn conform(args: ConformArgs) -> ExitCode {
+    let mut suite = Suite::all();
+    if let Some(dir) = &args.hostile
+        && let Err(e) = suite.add_hostile_dir(dir)
+    {
+        return usage(format!("--hostile: {e}"));
+    }
+    if let Err(e) = suite.select(&args.cases, &args.exclude) {
+        return usage(e);
+    }
+    if args.list {
+        let names: String = suite
+            .cases()
+            .iter()
+            .map(|c| c.name().to_owned() + "\n")
+            .collect();
+        return match print_out(&names) {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => usage(format!("stdout: {e}")),
+            _ => ExitCode::SUCCESS,
+        };
+    }
+    if let Some(dir) = &args.export {
+        return match suite.export(dir) {
+            Ok(n) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "hijack conform: wrote {n} vectors to {}",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage(e),
+        };
+    }
+    if suite.cases().is_empty() {
+        return usage("no case matches --case / --exclude");
+    }
+    if args.jobs == 0 {
+        return usage("--jobs must be at least 1");
+    }
+    // The report files are opened before the run: a typo in a path costs nothing.
+    let open = |path: &Option<PathBuf>| -> Result<Option<(PathBuf, File)>, ExitCode> {
+        match path {
+            None => Ok(None),
+            Some(p) => File::create(p)
+                .map(|f| Some((p.clone(), f)))
+                .map_err(|e| usage(format!("cannot write {}: {e}", p.display()))),
+        }
+    };
+    let json_file = match open(&args.json) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let junit_file = match open(&args.junit) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+
+    // Keep the in-process server alive for the whole run.
+    let mut _reference = None;
+    let (addr, target_name) = match &args.url {
+        Some(url) => match parse_url(url) {
+            Ok(addr) => (addr, url.clone()),
+            Err(e) => return usage(e),
+        },
+        None => {
+            let (demo, config) = reference_server();
+            match hijack::Server::bind("127.0.0.1:0", config, demo) {
+                Ok(server) => {
+                    let addr = server.local_addr();
+                    _reference = Some(server);
+                    (addr, format!("in-process reference server (http://{addr})"))
+                }
+                Err(e) => return usage(format!("cannot start the reference server: {e}")),
+            }
+        }
+    };
+    let options = RunOptions {
+        timeout: args.timeout,
+        jobs: args.jobs,
+        memory_conns: args.memory_conns,
+        progress: true,
+    };
+    let report = match suite.run(addr, &target_name, &options) {
+        Ok(report) => report,
+        Err(e) => return usage(e),
+    };
+    // A closed stdout loses the summary, not the reports or the exit code.
+    let _ = print_out(&report.summary());
+    if let Some((path, mut f)) = json_file
+        && let Err(e) = f.write_all(report.json().as_bytes())
+    {
+        return usage(format!("cannot write {}: {e}", path.display()));
+    }
+    if let Some((path, mut f)) = junit_file {
+        let xml = match report.junit() {
+            Ok(xml) => xml,
+            Err(e) => return usage(format!("JUnit report: {e}")),
+        };
+        if let Err(e) = f.write_all(xml.as_bytes()) {
+            return usage(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if report.cases.iter().any(|c| c.verdict == Verdict::Fail) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap's own code is 2 for usage errors and 0 for --help / --version.
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    let default_filter = match cli.command {
+        // The in-process server's per-request logs would drown the progress lines.
+        Command::Conform(_) => "warn",
+        Command::Serve { .. } => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve { addr } => {
+            let (demo, config) = reference_server();
+            match hijack::Server::bind(addr.as_str(), config, demo) {
+                Ok(server) => {
+                    if print_out(&format!("listening on http://{}\n", server.local_addr())).is_err()
+                    {
+                        return ExitCode::FAILURE;
+                    }
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(io::stderr(), "hijack serve: cannot listen on {addr}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Conform(args) => conform(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5m").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

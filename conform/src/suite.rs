@@ -1,0 +1,464 @@
+//! The suite: which cases there are (the built-in ones, the compiled-in hostile corpus, the
+//! memory case, and any corpus files a user adds), which of them a run selects, and the run
+//! itself against one target, case by case on a few threads. It judges nothing: each case is
+//! judged by [`crate::runner`] or [`crate::memory`], and the results go into a
+//! [`RunReport`].
+
+use std::fmt;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::report::{CaseResult, RunReport};
+use crate::runner::{self, Miss, Target, Verdict};
+use crate::vector::{Endpoint, Level, Vector};
+use crate::{cases, hostile, memory, wire};
+
+/// A usage or setup error: a bad glob, an unreadable corpus file, an unreachable target. The
+/// binary reports it with exit code 2; it is never a verdict on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl Error {
+    pub(crate) fn new(msg: impl Into<String>) -> Error {
+        Error(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// One case of a suite: a byte-level vector, or the memory case (which measures `/stats`
+/// across hundreds of held connections and has no vector).
+#[derive(Debug, Clone)]
+pub enum Case {
+    /// A byte-level case, exportable as a portable vector (SPEC.md#conformance-vectors).
+    Bytes(Vector),
+    /// `memory/retained-per-hijack`.
+    Memory,
+}
+
+impl Case {
+    /// `group/name`, e.g. `handover/background-byte`.
+    pub fn name(&self) -> &str {
+        match self {
+            Case::Bytes(v) => &v.name,
+            Case::Memory => memory::NAME,
+        }
+    }
+}
+
+/// An ordered list of cases: every case there is ([`Suite::all`]), narrowed by
+/// [`Suite::select`], extended by [`Suite::add_hostile_dir`].
+#[derive(Debug, Clone)]
+pub struct Suite {
+    cases: Vec<Case>,
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The longest wait of one step of a case. A wait that runs out is reported as what it
+    /// is (nothing arrived), never as a close.
+    pub timeout: Duration,
+    /// Byte-level cases run at once.
+    pub jobs: usize,
+    /// Connections the memory case holds.
+    pub memory_conns: usize,
+    /// Print one progress line per case to stderr.
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    /// 5 s per step, 8 cases at once, 500 held connections, progress on.
+    fn default() -> Self {
+        RunOptions {
+            timeout: Duration::from_secs(5),
+            jobs: 8,
+            memory_conns: 500,
+            progress: true,
+        }
+    }
+}
+
+impl Suite {
+    /// Every case: the built-in ones, one `hostile/NAME` case per file of the compiled-in
+    /// corpus, and the memory case last.
+    pub fn all() -> Suite {
+        let mut cases: Vec<Case> = cases::all().into_iter().map(Case::Bytes).collect();
+        cases.extend(hostile::builtin().into_iter().map(Case::Bytes));
+        cases.push(Case::Memory);
+        Suite { cases }
+    }
+
+    /// Adds every `*.http` file of `dir` as a `hostile/NAME` case; a file named as a
+    /// compiled-in case replaces it. Returns how many files were read. A missing folder or a
+    /// malformed file is an error naming it.
+    pub fn add_hostile_dir(&mut self, dir: &Path) -> Result<usize, Error> {
+        let added = hostile::load_dir(dir).map_err(Error)?;
+        let n = added.len();
+        for v in added {
+            match self.cases.iter_mut().find(|c| c.name() == v.name) {
+                Some(slot) => *slot = Case::Bytes(v),
+                None => {
+                    // Keep the memory case last: it runs alone, after the others.
+                    let at = self
+                        .cases
+                        .iter()
+                        .position(|c| matches!(c, Case::Memory))
+                        .unwrap_or(self.cases.len());
+                    self.cases.insert(at, Case::Bytes(v));
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Keeps the cases whose name matches one of `include` (all when it is empty) and none
+    /// of `exclude`; the patterns are globs such as `handover/*`.
+    pub fn select<S: AsRef<str>>(&mut self, include: &[S], exclude: &[S]) -> Result<(), Error> {
+        let include = globs(include)?;
+        let exclude = globs(exclude)?;
+        self.cases.retain(|c| {
+            include.as_ref().is_none_or(|g| g.is_match(c.name()))
+                && exclude.as_ref().is_none_or(|g| !g.is_match(c.name()))
+        });
+        Ok(())
+    }
+
+    /// The cases, in run order.
+    pub fn cases(&self) -> &[Case] {
+        &self.cases
+    }
+
+    /// Writes every byte-level case to `dir/GROUP/NAME.json`; returns how many.
+    pub fn export(&self, dir: &Path) -> Result<usize, Error> {
+        let mut n = 0;
+        for c in &self.cases {
+            let Case::Bytes(v) = c else { continue };
+            let path = dir.join(format!("{}.json", v.name));
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    let json = serde_json::to_string_pretty(v).map_err(std::io::Error::other)?;
+                    std::fs::write(&path, json + "\n")
+                });
+            written.map_err(|e| Error(format!("cannot write {}: {e}", path.display())))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Runs every case against the server at `addr` (named `target_name` in the report):
+    /// first a connection and an endpoint probe (a server that cannot be reached is an
+    /// [`Error`], not a FAIL), then the byte-level cases on `options.jobs` threads, then the
+    /// memory case alone.
+    pub fn run(
+        &self,
+        addr: SocketAddr,
+        target_name: &str,
+        options: &RunOptions,
+    ) -> Result<RunReport, Error> {
+        if self.cases.is_empty() {
+            return Err(Error::new("no case selected"));
+        }
+        if options.jobs == 0 {
+            return Err(Error::new("jobs must be at least 1"));
+        }
+        memory::reachable(addr, options.timeout)
+            .map_err(|e| Error(format!("cannot connect to {target_name} ({addr}): {e}")))?;
+        let target = Target { addr };
+        let run_token = format!(
+            "{:x}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        let unsupported = probe(target, options.timeout, &run_token);
+        if options.progress {
+            let _ = writeln!(
+                std::io::stderr(),
+                "hijack conform: {} cases against {target_name}",
+                self.cases.len()
+            );
+        }
+        let started = Instant::now();
+        let results = run_all(&self.cases, target, options, &run_token, &unsupported);
+        Ok(RunReport::new(
+            target_name.to_string(),
+            started.elapsed(),
+            results,
+        ))
+    }
+}
+
+fn globs<S: AsRef<str>>(patterns: &[S]) -> Result<Option<GlobSet>, Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let p = p.as_ref();
+        b.add(Glob::new(p).map_err(|e| Error(format!("bad glob {p:?}: {e}")))?);
+    }
+    b.build().map(Some).map_err(|e| Error(e.to_string()))
+}
+
+/// `http://HOST:PORT[/]` → an address (port 80 when none is given).
+pub fn parse_url(url: &str) -> Result<SocketAddr, Error> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| Error(format!("{url:?}: only http://HOST:PORT URLs are supported")))?;
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') || authority.is_empty() {
+        return Err(Error(format!(
+            "{url:?}: give the server's root, http://HOST:PORT"
+        )));
+    }
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| Error(format!("{url:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error(format!("{url:?}: no address")))
+}
+
+/// Which endpoints answer 404 (their cases are UNSUPPORTED).
+fn probe(target: Target, timeout: Duration, run: &str) -> Vec<Endpoint> {
+    let mut log = wire::WireLog::new();
+    let mut status = |req: String| -> Option<u16> {
+        let mut c = wire::Client::connect(0, target.addr, timeout).ok()?;
+        c.send(&mut log, req.as_bytes(), usize::MAX, Duration::ZERO);
+        let status = runner::read_one(&mut c, &mut log, Instant::now() + timeout)
+            .ok()
+            .map(|r| r.status);
+        c.shutdown_write(&mut log);
+        status
+    };
+    let mut missing = Vec::new();
+    let echo =
+        "GET /echo HTTP/1.1\r\nHost: conform\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
+    if status(echo.into()) == Some(404) {
+        missing.push(Endpoint::Echo);
+    }
+    let cn = format!(
+        "GET /close-notify/{run}-probe?timeout_ms=1 HTTP/1.1\r\nHost: conform\r\nConnection: close\r\n\r\n"
+    );
+    if status(cn) == Some(404) {
+        missing.push(Endpoint::CloseNotify);
+    }
+    missing
+}
+
+fn group(name: &str) -> String {
+    name.split('/').next().unwrap_or(name).to_string()
+}
+
+/// Runs every byte-level case on `options.jobs` threads, then the memory case alone.
+fn run_all(
+    selected: &[Case],
+    target: Target,
+    options: &RunOptions,
+    run: &str,
+    unsupported: &[Endpoint],
+) -> Vec<CaseResult> {
+    let total = selected.len();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new((0..total).map(|_| None).collect());
+    let progress = |r: &CaseResult| {
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if options.progress {
+            let _ = writeln!(
+                std::io::stderr(),
+                "[{n}/{total}] {} {} {} ms",
+                r.name,
+                r.verdict.label(),
+                r.duration_ms
+            );
+        }
+    };
+    let vectors: Vec<(usize, &Vector)> = selected
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c {
+            Case::Bytes(v) => Some((i, v)),
+            Case::Memory => None,
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..options.jobs.min(vectors.len()) {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(i, v)) = vectors.get(k) else { break };
+                    let r = run_vector(v, target, options.timeout, run, unsupported);
+                    progress(&r);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    if let Some(i) = selected.iter().position(|c| matches!(c, Case::Memory)) {
+        let started = Instant::now();
+        let m = memory::run(target, options.memory_conns.max(1), options.timeout);
+        let keep_wire = m.verdict != Verdict::Pass;
+        let r = CaseResult {
+            name: memory::NAME.into(),
+            group: group(memory::NAME),
+            level: Level::Should,
+            spec: memory::SPEC.into(),
+            description: "live heap bytes a server retains per hijacked connection held with every part, through /stats (Go PR #70756)".into(),
+            verdict: m.verdict,
+            duration_ms: started.elapsed().as_millis() as u64,
+            misses: if m.verdict == Verdict::Pass {
+                vec![]
+            } else {
+                vec![Miss {
+                    step: 0,
+                    level: if m.verdict == Verdict::Fail { Level::Must } else { Level::Should },
+                    expected: m.expected,
+                    observed: m.observed,
+                }]
+            },
+            wire: if keep_wire { m.wire.entries } else { vec![] },
+            figures: m.figures,
+        };
+        progress(&r);
+        results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+    }
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn run_vector(
+    v: &Vector,
+    target: Target,
+    timeout: Duration,
+    run: &str,
+    unsupported: &[Endpoint],
+) -> CaseResult {
+    let started = Instant::now();
+    let mut result = CaseResult {
+        name: v.name.clone(),
+        group: group(&v.name),
+        level: v.level,
+        spec: v.spec.clone(),
+        description: v.description.clone(),
+        verdict: Verdict::Pass,
+        duration_ms: 0,
+        misses: vec![],
+        wire: vec![],
+        figures: None,
+    };
+    if let Some(e) = v.needs.iter().find(|e| unsupported.contains(e)) {
+        result.verdict = Verdict::Unsupported;
+        result.misses.push(Miss {
+            step: 0,
+            level: v.level,
+            expected: format!("the {e:?} endpoint"),
+            observed: "it answered 404".into(),
+        });
+        return result;
+    }
+    let outcome = runner::run(v, target, timeout, run);
+    result.verdict = outcome.verdict;
+    result.misses = outcome.misses;
+    if outcome.verdict != Verdict::Pass {
+        result.wire = outcome.wire.entries;
+    }
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(parse_url("http://127.0.0.1:8080/").unwrap().port(), 8080);
+        assert!(parse_url("https://x:1").is_err());
+        assert!(parse_url("http://127.0.0.1:1/echo").is_err());
+    }
+
+    #[test]
+    fn every_vector_round_trips_through_json() {
+        for c in Suite::all().cases() {
+            let Case::Bytes(v) = c else { continue };
+            let json = serde_json::to_string(v).unwrap();
+            let back: Vector = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), json, "{}", v.name);
+        }
+    }
+
+    #[test]
+    fn a_corpus_folder_adds_and_replaces_cases_before_the_memory_case() {
+        let dir = std::env::temp_dir().join(format!("hijack-suite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("cl-negative.http"),
+            "expect: 400 close\nnote: replaced\n---\nX",
+        )
+        .unwrap();
+        std::fs::write(dir.join("zz-new.http"), "expect: 400\nnote: added\n---\nY").unwrap();
+        let mut suite = Suite::all();
+        let before = suite.cases().len();
+        assert_eq!(suite.add_hostile_dir(&dir).unwrap(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(suite.cases().len(), before + 1);
+        assert!(matches!(suite.cases().last(), Some(Case::Memory)));
+        let find = |name: &str| {
+            suite.cases().iter().find_map(|c| match c {
+                Case::Bytes(v) if v.name == name => Some(v.description.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(find("hostile/cl-negative").as_deref(), Some("replaced"));
+        assert_eq!(find("hostile/zz-new").as_deref(), Some("added"));
+        assert!(
+            suite
+                .add_hostile_dir(Path::new("/nonexistent-hijack-corpus"))
+                .is_err(),
+            "a missing folder is an error, not zero cases"
+        );
+    }
+
+    #[test]
+    fn select_keeps_matches_and_rejects_bad_globs() {
+        let mut suite = Suite::all();
+        suite.select(&["handover/*"], &["*100k*"]).unwrap();
+        assert!(!suite.cases().is_empty());
+        assert!(
+            suite
+                .cases()
+                .iter()
+                .all(|c| c.name().starts_with("handover/") && !c.name().contains("100k"))
+        );
+        assert!(Suite::all().select(&["a["], &[]).is_err());
+    }
+}
