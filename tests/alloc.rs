@@ -1,73 +1,18 @@
 //! The hijack hands over the connection's own write buffer (SPEC.md#hijack-handover, Go PR
 //! #70756): measured with a counting global allocator whose counters are per thread, so only
 //! the handler thread's allocations during `hijack` are counted.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Write;
 use std::sync::mpsc;
 
 use hijack::pipe::PipeEnd;
 use hijack::{Request, ResponseWriter};
+use hijack_testkit::alloc::allocated_by;
 use hijack_testkit::{recv, serve_pipe};
 use http::{HeaderValue, StatusCode, header};
 
-/// Counts the bytes allocated (and grown into by `realloc`) on threads that enabled counting.
-struct Counting;
-
-thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
-    static BYTES: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count(bytes: usize) {
-    // `try_with`: the allocator also runs while thread-locals are torn down.
-    let _ = ENABLED.try_with(|enabled| {
-        if enabled.get() {
-            let _ = BYTES.try_with(|b| b.set(b.get() + bytes));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting only touches
-// const-initialized thread-locals without destructors, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size.saturating_sub(layout.size()));
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `f` on this thread and returns what it returned and the bytes it allocated here.
-fn allocated_by<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    BYTES.with(|b| b.set(0));
-    ENABLED.with(|e| e.set(true));
-    let result = f();
-    ENABLED.with(|e| e.set(false));
-    (result, BYTES.with(Cell::get))
-}
+static ALLOCATOR: hijack_testkit::alloc::Counting = hijack_testkit::alloc::Counting;
 
 /// Less than a fresh write buffer (4096 bytes), more than the bookkeeping a hijack may need.
 const HIJACK_BUDGET: usize = 1024;

@@ -29,8 +29,9 @@ use hijack::pipe::{PipeEnd, pipe};
 use hijack::tcp::TcpConn;
 use hijack::transport::{BackgroundRead, Transport};
 use hijack::{Cancellation, CloseNotify, Fired, Request, ResponseWriter, Server, ServerConfig};
+use hijack_testkit::wait_until;
 use http::{HeaderValue, StatusCode};
-use prop_support::{decode_chunk_frames, parse_head, pattern, wait_until};
+use prop_support::{decode_chunk_frames, parse_head, pattern};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------
@@ -446,7 +447,7 @@ impl Gates {
         self.go
             .lock()
             .unwrap()
-            .recv_timeout(prop_support::GUARD)
+            .recv_timeout(hijack_testkit::GUARD)
             .expect("the test never opened the gate");
     }
 }
@@ -784,7 +785,7 @@ fn run_pipe_case(case: &Case) -> Result<(), TestCaseError> {
     let mut held = false;
     let outcome = loop {
         match events
-            .recv_timeout(prop_support::GUARD)
+            .recv_timeout(hijack_testkit::GUARD)
             .expect("the handler stopped")
         {
             Event::Gate(gate) => {
@@ -898,11 +899,13 @@ fn run_tcp_case(case: &Case) -> Result<(), TestCaseError> {
         },
     });
     let mut client = TcpStream::connect(server.local_addr()).unwrap();
-    client.set_read_timeout(Some(prop_support::GUARD)).unwrap();
+    client
+        .set_read_timeout(Some(hijack_testkit::GUARD))
+        .unwrap();
     deliver_tcp(&mut client, &expected, BEFORE);
     let outcome = loop {
         match events
-            .recv_timeout(prop_support::GUARD)
+            .recv_timeout(hijack_testkit::GUARD)
             .expect("the handler stopped")
         {
             Event::Gate(gate) => {

@@ -19,96 +19,29 @@
 use hijack_testkit::leaks;
 mod prop_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use hijack::pipe::{PipeEnd, pipe};
 use hijack::{
     Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter, ServerConfig,
 };
+use hijack_testkit::alloc::live_bytes as live;
+use hijack_testkit::wait_until;
 use leaks::threads;
-use prop_support::{config, pattern, wait_until};
+use prop_support::{config, pattern};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
-// ---------------------------------------------------------------------------------------
-// Counting allocator
-// ---------------------------------------------------------------------------------------
-
-struct Counting;
-
-/// Heap bytes allocated and not yet freed, by every thread.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    /// (Const-initialized, no destructor: safe to use from the allocator.)
-    /// While set, the start addresses of this thread's allocations are recorded.
-    static RECORDING: Cell<bool> = const { Cell::new(false) };
-    static RECORDED: Cell<[usize; 64]> = const { Cell::new([0; 64]) };
-    static RECORDED_LEN: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_alloc(ptr: *mut u8, size: usize) {
-    LIVE.fetch_add(size as isize, Ordering::SeqCst);
-    if RECORDING.try_with(Cell::get).unwrap_or(false) {
-        let n = RECORDED_LEN.with(Cell::get);
-        let mut all = RECORDED.with(Cell::get);
-        all[n % 64] = ptr as usize;
-        RECORDED.with(|r| r.set(all));
-        RECORDED_LEN.with(|c| c.set(n + 1));
-    }
-}
+#[global_allocator]
+static ALLOCATOR: hijack_testkit::alloc::Counting = hijack_testkit::alloc::Counting;
 
 /// Runs `f`, returning the start addresses of the allocations it made on this thread.
 fn allocations_of<R>(f: impl FnOnce() -> R) -> (R, Vec<usize>) {
-    RECORDED_LEN.with(|c| c.set(0));
-    RECORDING.with(|c| c.set(true));
-    let result = f();
-    RECORDING.with(|c| c.set(false));
-    let n = RECORDED_LEN.with(Cell::get);
-    assert!(n <= 64, "too many allocations to record");
-    (result, RECORDED.with(Cell::get)[..n].to_vec())
-}
-
-// SAFETY: every method forwards to `System` unchanged and only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            note_alloc(p, layout.size());
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            note_alloc(p, layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
-            note_alloc(p, new_size);
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
+    let (result, recorded, n) = hijack_testkit::alloc::allocations_of(f);
+    assert!(n <= recorded.len(), "too many allocations to record");
+    (result, recorded)
 }
 
 /// The threads of the test before any case ran: libtest's and this test's.

@@ -1033,7 +1033,7 @@ impl Sut {
     fn command(&mut self, cmd: Cmd) -> Reply {
         self.cmds.send(cmd).unwrap();
         self.replies
-            .recv_timeout(prop_support::GUARD)
+            .recv_timeout(hijack_testkit::GUARD)
             .expect("the handler did not answer")
     }
 }
@@ -1211,7 +1211,7 @@ impl StateMachineTest for Lifecycle {
                 break;
             }
             assert!(
-                start.elapsed() < prop_support::GUARD,
+                start.elapsed() < hijack_testkit::GUARD,
                 "the server did not finish"
             );
             std::thread::sleep(Duration::from_micros(100));

@@ -278,20 +278,10 @@ fn longer_or_flushed_http11_response_is_chunked_and_ends_with_a_zero_size_chunk(
         );
         assert!(!head.contains("content-length"), "{path}: {head}");
         assert!(!head.contains("identity"), "{path}: {head}");
-        // Decode the chunks by hand, up to and including the zero-size chunk.
-        let mut at = after;
-        let mut decoded = Vec::new();
-        loop {
-            let line_end = at.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&at[..line_end]).unwrap(), 16).unwrap();
-            decoded.extend_from_slice(&at[line_end + 2..line_end + 2 + size]);
-            assert_eq!(&at[line_end + 2 + size..line_end + 4 + size], b"\r\n");
-            at = &at[line_end + 4 + size..];
-            if size == 0 {
-                break;
-            }
-        }
+        // Decode the chunks, up to and including the zero-size chunk.
+        let (decoded, used, complete) = hijack_testkit::wire::decode_chunks(after).unwrap();
+        assert!(complete, "{path}: no zero-size chunk");
+        let at = &after[used..];
         assert_eq!(decoded, body, "{path}");
         rest = at;
     }

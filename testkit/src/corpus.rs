@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use hijack_conform::Level;
 use hijack_conform::hostile;
 
+use crate::wire;
+
 /// One case of the corpus.
 #[derive(Clone, Debug)]
 pub struct Case {
@@ -130,7 +132,7 @@ enum Read {
     Malformed(String),
 }
 
-/// Reads one response (head, and body by its Content-Length or chunked framing) from
+/// Reads one response (head, and body by its framing, with [`wire::read_response`]) from
 /// `pending` + the client; bytes read past it stay in `pending`.
 fn read_response(client: &mut dyn Client, pending: &mut Vec<u8>, wait: Duration) -> Read {
     let deadline = Instant::now() + wait;
@@ -145,82 +147,44 @@ fn read_response(client: &mut dyn Client, pending: &mut Vec<u8>, wait: Duration)
             Got::TimedOut => Some(Read::TimedOut),
         }
     };
-    let (status, head_len, length, chunked) = loop {
-        let mut slots = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut slots);
-        match resp.parse(pending) {
-            Ok(httparse::Status::Complete(n)) => {
-                let header = |name: &str| {
-                    resp.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).into_owned())
-                };
-                let length = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
-                let chunked = header("transfer-encoding").is_some();
-                break (resp.code.unwrap_or(0), n, length, chunked);
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Read::Malformed(format!("malformed response head: {e}")),
-        }
-        if let Some(end) = fill(pending) {
-            return match end {
-                Read::End if !pending.is_empty() => {
-                    Read::Malformed(format!("stream ended inside a response head: {pending:?}"))
+    loop {
+        match wire::parse_head(pending) {
+            Err(e) => return Read::Malformed(e),
+            Ok(None) => match fill(pending) {
+                None => continue,
+                Some(Read::End) if !pending.is_empty() => {
+                    return Read::Malformed(format!(
+                        "stream ended inside a response head: {}",
+                        wire::show(pending)
+                    ));
                 }
-                end => end,
-            };
+                Some(end) => return end,
+            },
+            Ok(Some(_)) => {}
         }
-    };
-    pending.drain(..head_len);
-    let no_body = (100..200).contains(&status) || status == 204 || status == 304;
-    if no_body {
-        return Read::Status(status);
-    }
-    if let Some(len) = length {
-        while pending.len() < len {
-            if fill(pending).is_some() {
-                return Read::Malformed("stream ended inside a response body".into());
-            }
-        }
-        pending.drain(..len);
-    } else if chunked {
-        loop {
-            let Some(line) = pending.windows(2).position(|w| w == b"\r\n") else {
-                if fill(pending).is_some() {
-                    return Read::Malformed("stream ended inside a chunked body".into());
-                }
-                continue;
-            };
-            let size = std::str::from_utf8(&pending[..line]).ok().and_then(|s| {
-                usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok()
-            });
-            let Some(size) = size else {
-                return Read::Malformed("bad chunk size in a response".into());
-            };
-            let need = line + 2 + size + 2;
-            while pending.len() < need {
-                if fill(pending).is_some() {
-                    return Read::Malformed("stream ended inside a chunk".into());
+        let r = match wire::read_response(pending, false) {
+            Ok(r) => r,
+            Err(e) => return Read::Malformed(e),
+        };
+        if r.framing == wire::Framing::CloseDelimited {
+            // Delimited by the close.
+            loop {
+                pending.clear();
+                match fill(pending) {
+                    None => {}
+                    Some(Read::End) => return Read::Status(r.status),
+                    Some(other) => return other,
                 }
             }
-            pending.drain(..need);
-            if size == 0 {
-                break;
-            }
         }
-    } else {
-        // Delimited by the close.
-        loop {
-            pending.clear();
-            match fill(pending) {
-                None => {}
-                Some(Read::End) => break,
-                Some(other) => return other,
-            }
+        if r.complete {
+            pending.drain(..r.len);
+            return Read::Status(r.status);
+        }
+        if fill(pending).is_some() {
+            return Read::Malformed("stream ended inside a response body".into());
         }
     }
-    Read::Status(status)
 }
 
 /// What the server did with one case.

@@ -5,9 +5,13 @@
 //! anything shipped. Under `--cfg loom` (the core's models) it is empty.
 #![cfg(not(loom))]
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
+pub mod alloc;
+#[cfg(feature = "corpus")]
 pub mod corpus;
 pub mod leaks;
+pub mod wire;
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -31,18 +35,37 @@ pub fn serve_pipe_with<H: Handler<PipeEnd>>(
     (client, thread)
 }
 
-/// Waits until `cond` holds, failing the test after 10 s.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// How long a guarded wait may take before the test fails. Generous: it only ever runs out
+/// when what the test checks is already broken.
+pub const GUARD: Duration = Duration::from_secs(10);
+
+/// Polls `cond` until it holds or `limit` passed; returns whether it held. Yields first, so
+/// the common, immediate case costs microseconds, then sleeps 100 µs between polls.
+pub fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let mut spins = 0u32;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
+        if start.elapsed() > limit {
+            return false;
+        }
+        spins += 1;
+        if spins < 2000 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
+    true
 }
 
-/// Receives from `rx`, failing the test after 10 s.
+/// Waits until `cond` holds; fails the test (with `what`) after [`GUARD`].
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    assert!(poll_until(GUARD, cond), "timed out waiting until {what}");
+}
+
+/// Receives from `rx`, failing the test after [`GUARD`].
 pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(Duration::from_secs(10))
+    rx.recv_timeout(GUARD)
         .expect("timed out waiting for the handler")
 }
 
@@ -51,7 +74,7 @@ pub fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// The header fields, in order, values as Latin-1-lossy text.
+    /// The header fields, in order, names lower-cased, values as lossy UTF-8 text.
     pub headers: Vec<(String, String)>,
     /// The body, de-chunked.
     pub body: Vec<u8>,
@@ -85,90 +108,54 @@ impl ByteSource for std::net::TcpStream {
     }
 }
 
-/// Reads one response (head and body, by its framing). `pending` holds bytes read past the
-/// previous response and receives those read past this one. `None` at end of stream.
+/// Reads one response (head and body, by its framing, with [`wire::read_response`]).
+/// `pending` holds bytes read past the previous response and receives those read past this
+/// one. `None` at end of stream.
+///
+/// # Panics
+/// On a malformed or wrongly framed response, or a stream that ends inside one.
 pub fn read_response(
     src: &mut impl ByteSource,
     pending: &mut Vec<u8>,
     head_request: bool,
 ) -> Option<Response> {
     let mut chunk = [0u8; 8192];
-    let (status, headers, head_len) = loop {
-        let mut slots = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut slots);
-        if let httparse::Status::Complete(n) = resp.parse(pending).expect("malformed response head")
-        {
-            let headers = resp
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect::<Vec<_>>();
-            break (resp.code.unwrap(), headers, n);
+    let mut ended = false;
+    loop {
+        let parsed = match wire::parse_head(pending) {
+            Err(e) => panic!("{e}"),
+            Ok(None) => None,
+            Ok(Some(_)) => {
+                Some(wire::read_response(pending, head_request).unwrap_or_else(|e| panic!("{e}")))
+            }
+        };
+        match parsed {
+            Some(r) if r.complete && (r.framing != wire::Framing::CloseDelimited || ended) => {
+                pending.drain(..r.len);
+                return Some(Response {
+                    status: r.status,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+                        .collect(),
+                    body: r.body,
+                });
+            }
+            _ if ended => {
+                assert!(
+                    pending.is_empty(),
+                    "stream ended inside a response: {}",
+                    wire::show(pending)
+                );
+                return None;
+            }
+            _ => {}
         }
         let n = src.read_some(&mut chunk);
         if n == 0 {
-            assert!(
-                pending.is_empty(),
-                "stream ended inside a response head: {pending:?}"
-            );
-            return None;
+            ended = true;
         }
         pending.extend_from_slice(&chunk[..n]);
-    };
-    pending.drain(..head_len);
-    let mut resp = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let mut fill = |pending: &mut Vec<u8>, need: usize| {
-        while pending.len() < need {
-            let n = src.read_some(&mut chunk);
-            assert!(n > 0, "stream ended inside a response body");
-            pending.extend_from_slice(&chunk[..n]);
-        }
-    };
-    if head_request || status / 100 == 1 || status == 204 || status == 304 {
-        return Some(resp);
     }
-    if let Some(len) = resp.header("content-length") {
-        let len: usize = len.parse().unwrap();
-        fill(pending, len);
-        resp.body = pending.drain(..len).collect();
-    } else if resp.header("transfer-encoding").is_some() {
-        loop {
-            let line_end = loop {
-                if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
-                    break i;
-                }
-                let have = pending.len();
-                fill(pending, have + 1);
-            };
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&pending[..line_end]).unwrap(), 16)
-                    .unwrap();
-            fill(pending, line_end + 2 + size + 2);
-            resp.body
-                .extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
-            pending.drain(..line_end + 2 + size + 2);
-            if size == 0 {
-                break;
-            }
-        }
-    } else {
-        loop {
-            let n = src.read_some(&mut chunk);
-            if n == 0 {
-                break;
-            }
-            pending.extend_from_slice(&chunk[..n]);
-        }
-        resp.body = std::mem::take(pending);
-    }
-    Some(resp)
 }

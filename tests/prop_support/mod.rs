@@ -3,7 +3,7 @@
 //! bounded waits and a reader for responses on the wire.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use hijack_testkit::wire;
 
 use proptest::test_runner::{Config, FileFailurePersistence};
 
@@ -40,26 +40,6 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// How long a guarded wait may take before the test fails. Generous: it only ever runs out
-/// when the property is already broken.
-pub const GUARD: Duration = Duration::from_secs(10);
-
-/// Waits until `cond` holds; fails the test (with `what`) after [`GUARD`]. Polls by yielding
-/// first, so the common, immediate case costs microseconds.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    let mut spins = 0u32;
-    while !cond() {
-        assert!(start.elapsed() < GUARD, "timed out waiting until {what}");
-        spins += 1;
-        if spins < 2000 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-}
-
 /// A response head as read off the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
@@ -77,87 +57,51 @@ impl Head {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    fn of(r: &wire::Response) -> Head {
+        Head {
+            version: r.version,
+            status: r.status,
+            headers: r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+                .collect(),
+            len: r.head_len,
+        }
+    }
 }
 
 /// Parses a complete response head at the start of `wire`; `None` if incomplete.
 pub fn parse_head(wire: &[u8]) -> Option<Head> {
-    let mut slots = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut slots);
-    match resp.parse(wire).expect("malformed response head") {
-        httparse::Status::Complete(len) => Some(Head {
-            version: resp.version.unwrap(),
-            status: resp.code.unwrap(),
-            headers: resp
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_ascii_lowercase(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
-            len,
-        }),
-        httparse::Status::Partial => None,
+    match wire::parse_head(wire) {
+        Ok(head) => head.as_ref().map(Head::of),
+        Err(e) => panic!("{e}"),
     }
 }
 
 /// Decodes chunk frames (`size CRLF data CRLF`) from the start of `wire` until `total` body
 /// bytes were decoded; returns the body and the bytes the frames took. `None` if the frames
-/// are malformed or end early.
+/// are malformed or end early (the zero-size chunk included).
 pub fn decode_chunk_frames(wire: &[u8], total: usize) -> Option<(Vec<u8>, usize)> {
     let mut body = Vec::new();
     let mut at = 0;
     while body.len() < total {
-        let line_end = at + wire[at..].windows(2).position(|w| w == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&wire[at..line_end]).ok()?, 16).ok()?;
-        if size == 0 {
+        let wire::Frame::Data { data, next } = wire::chunk_frame(wire, at).ok()? else {
             return None;
-        }
-        let data = line_end + 2;
-        body.extend_from_slice(wire.get(data..data + size)?);
-        if wire.get(data + size..data + size + 2)? != b"\r\n" {
-            return None;
-        }
-        at = data + size + 2;
+        };
+        body.extend_from_slice(&wire[data]);
+        at = next;
     }
     (body.len() == total).then_some((body, at))
 }
 
-/// A complete response read from `wire` at `at`: head, body, and where the next one starts.
-/// Handles Content-Length and complete chunked bodies (with the zero-size chunk).
+/// A complete response read from the start of `wire`: head, body, and where the next one
+/// starts. A body without Content-Length or chunked framing runs to the end of `wire`.
 pub fn parse_response(wire: &[u8], head_request: bool) -> Option<(Head, Vec<u8>, usize)> {
-    let head = parse_head(wire)?;
-    let rest = &wire[head.len..];
-    if head_request || head.status / 100 == 1 || head.status == 204 || head.status == 304 {
-        return Some((head.clone(), Vec::new(), head.len));
-    }
-    if let Some(len) = head.header("content-length") {
-        let len: usize = len.trim().parse().ok()?;
-        let body = rest.get(..len)?.to_vec();
-        let end = head.len + len;
-        return Some((head, body, end));
-    }
-    if head.header("transfer-encoding").is_some() {
-        let mut body = Vec::new();
-        let mut at = 0;
-        loop {
-            let line_end = at + rest[at..].windows(2).position(|w| w == b"\r\n")?;
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[at..line_end]).ok()?, 16).ok()?;
-            let data = line_end + 2;
-            body.extend_from_slice(rest.get(data..data + size)?);
-            at = data + size + 2;
-            if size == 0 {
-                let end = head.len + at;
-                return Some((head, body, end));
-            }
-        }
-    }
-    let end = wire.len();
-    Some((head.clone(), rest.to_vec(), end))
+    parse_head(wire)?;
+    let r = wire::read_response(wire, head_request).ok()?;
+    r.complete.then(|| (Head::of(&r), r.body.clone(), r.len))
 }
 
 /// How often each interesting situation came up, per test binary (printed with

@@ -73,21 +73,8 @@ impl Drop for Watched {
 }
 
 /// Waits until `cond` holds, at most [`WAIT_LIMIT`]; returns whether it held.
-pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    let mut spins = 0u32;
-    while !cond() {
-        if start.elapsed() > WAIT_LIMIT {
-            return false;
-        }
-        spins += 1;
-        if spins < 2000 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(100));
-        }
-    }
-    true
+pub fn wait_until(cond: impl FnMut() -> bool) -> bool {
+    hijack_testkit::poll_until(WAIT_LIMIT, cond)
 }
 
 /// `len` bytes from a seeded generator (splitmix64), printable so that failures read well.

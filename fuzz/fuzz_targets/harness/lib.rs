@@ -19,4 +19,4 @@ pub mod head;
 pub mod lifecycle;
 pub mod model;
 pub mod serve;
-pub mod wire;
+pub use hijack_testkit::wire;

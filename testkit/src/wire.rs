@@ -1,4 +1,6 @@
-//! Reading what the server wrote, from the client's end of the wire, strictly framed.
+//! Reading what the server wrote, from the client's end of the wire, strictly framed: the one
+//! client-side response reader and chunk decoder of the tests, the properties and the fuzz
+//! harness (the conformance tool has its own, being the product).
 //!
 //! [`read_response`] takes one response off the front of the client's bytes and says how it
 //! was framed and whether its framing completed before the wire ended. It rejects what a
@@ -70,18 +72,19 @@ pub fn read_response(wire: &[u8], head_request: bool) -> Result<Response, String
 }
 
 /// Reads one response head from the front of `wire`; its body is not looked at (`len` is the
-/// head's length).
+/// head's length). A wire that ends inside the head is an error.
 pub fn read_head(wire: &[u8]) -> Result<Response, String> {
+    parse_head(wire)?
+        .ok_or_else(|| format!("the wire ends inside a response head: {:?}", show(wire)))
+}
+
+/// Reads one response head from the front of `wire`, `None` while it is incomplete.
+pub fn parse_head(wire: &[u8]) -> Result<Option<Response>, String> {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut parsed = httparse::Response::new(&mut slots);
     let head_len = match parsed.parse(wire) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err(format!(
-                "the wire ends inside a response head: {:?}",
-                show(wire)
-            ));
-        }
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("malformed response head ({e}): {:?}", show(wire))),
     };
     let version = parsed.version.unwrap_or(1);
@@ -91,7 +94,7 @@ pub fn read_head(wire: &[u8]) -> Result<Response, String> {
         .iter()
         .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
         .collect();
-    Ok(Response {
+    Ok(Some(Response {
         version,
         status,
         headers,
@@ -101,7 +104,7 @@ pub fn read_head(wire: &[u8]) -> Result<Response, String> {
         body_wire: Vec::new(),
         complete: true,
         len: head_len,
-    })
+    }))
 }
 
 fn read_body(wire: &[u8], head_request: bool, resp: &mut Response) -> Result<(), String> {
@@ -167,39 +170,87 @@ fn read_body(wire: &[u8], head_request: bool, resp: &mut Response) -> Result<(),
     Ok(())
 }
 
+/// One chunk frame as [`chunk_frame`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// `size CRLF data CRLF` with `size > 0`: the data's place in the wire, and where the next
+    /// frame starts.
+    Data {
+        /// Where the chunk's data is.
+        data: std::ops::Range<usize>,
+        /// Where the next frame starts.
+        next: usize,
+    },
+    /// The zero-size chunk `0 CRLF`; `next` is where the trailer section (or its final CRLF)
+    /// starts.
+    Last {
+        /// Where the trailer section starts.
+        next: usize,
+    },
+    /// The wire ends inside the size line.
+    PartialLine,
+    /// The wire ends inside a chunk's data or its CRLF; `data` is the part that arrived.
+    PartialData {
+        /// The data that arrived.
+        data: std::ops::Range<usize>,
+    },
+}
+
+/// The chunk frame at `at` of `wire`, as the server writes them (`{size:x}\r\n{data}\r\n`,
+/// no extensions). A malformed size line, or data not followed by CRLF, is an error.
+pub fn chunk_frame(wire: &[u8], at: usize) -> Result<Frame, String> {
+    let Some(eol) = wire[at..].windows(2).position(|w| w == b"\r\n") else {
+        return Ok(Frame::PartialLine);
+    };
+    let line = &wire[at..at + eol];
+    let size = std::str::from_utf8(line)
+        .ok()
+        .and_then(|s| usize::from_str_radix(s, 16).ok())
+        .ok_or_else(|| format!("bad chunk size line {:?}", show(line)))?;
+    let data = at + eol + 2;
+    if size == 0 {
+        return Ok(Frame::Last { next: data });
+    }
+    if wire.len() < data + size + 2 {
+        return Ok(Frame::PartialData {
+            data: data..wire.len().min(data + size),
+        });
+    }
+    if &wire[data + size..data + size + 2] != b"\r\n" {
+        return Err("chunk data not followed by CRLF".into());
+    }
+    Ok(Frame::Data {
+        data: data..data + size,
+        next: data + size + 2,
+    })
+}
+
 /// Decodes chunks as the server writes them (`{size:x}\r\n{data}\r\n`, ended by
 /// `0\r\n\r\n`). Returns the data, the bytes used and whether the last chunk was read.
-fn decode_chunks(wire: &[u8]) -> Result<(Vec<u8>, usize, bool), String> {
+pub fn decode_chunks(wire: &[u8]) -> Result<(Vec<u8>, usize, bool), String> {
     let mut at = 0;
     let mut data = Vec::new();
     loop {
-        let Some(eol) = wire[at..].windows(2).position(|w| w == b"\r\n") else {
-            return Ok((data, wire.len(), false));
-        };
-        let line = &wire[at..at + eol];
-        let size = std::str::from_utf8(line)
-            .ok()
-            .and_then(|s| usize::from_str_radix(s, 16).ok())
-            .ok_or_else(|| format!("bad chunk size line {:?}", show(line)))?;
-        at += eol + 2;
-        if size == 0 {
-            if wire.len() < at + 2 {
+        match chunk_frame(wire, at)? {
+            Frame::Data { data: d, next } => {
+                data.extend_from_slice(&wire[d]);
+                at = next;
+            }
+            Frame::PartialData { data: d } => {
+                data.extend_from_slice(&wire[d]);
                 return Ok((data, wire.len(), false));
             }
-            if &wire[at..at + 2] != b"\r\n" {
-                return Err("the last chunk is not followed by CRLF".into());
+            Frame::PartialLine => return Ok((data, wire.len(), false)),
+            Frame::Last { next } => {
+                if wire.len() < next + 2 {
+                    return Ok((data, wire.len(), false));
+                }
+                if &wire[next..next + 2] != b"\r\n" {
+                    return Err("the last chunk is not followed by CRLF".into());
+                }
+                return Ok((data, next + 2, true));
             }
-            return Ok((data, at + 2, true));
         }
-        if wire.len() < at + size + 2 {
-            data.extend_from_slice(&wire[at..wire.len().min(at + size)]);
-            return Ok((data, wire.len(), false));
-        }
-        data.extend_from_slice(&wire[at..at + size]);
-        if &wire[at + size..at + size + 2] != b"\r\n" {
-            return Err("chunk data not followed by CRLF".into());
-        }
-        at += size + 2;
     }
 }
 
