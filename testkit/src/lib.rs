@@ -1,7 +1,10 @@
 //! `hijack-testkit`: the support every test, property, fuzz harness, bench and example of the
 //! workspace shares, once: serving a handler on the in-memory pipe, bounded waits, a
-//! client-side response reader, the process's descriptors, threads and live heap
-//! ([`leaks`]), and the hostile corpus as the tests see it ([`corpus`]). Never a dependency of
+//! client-side response reader and chunk decoder ([`wire`]), the counting allocator
+//! ([`alloc`]), the process's descriptors, threads and live heap ([`leaks`]), the hostile
+//! corpus as the tests see it ([`corpus`]), and the one executable model of a served
+//! connection ([`model`]) with the driver that runs operation sequences on it and on the core
+//! side by side ([`lifecycle`]), for the lifecycle property and the lifecycle fuzz target. Never a dependency of
 //! anything shipped. Under `--cfg loom` (the core's models) it is empty.
 #![cfg(not(loom))]
 #![deny(missing_docs)]
@@ -11,6 +14,9 @@ pub mod alloc;
 #[cfg(feature = "corpus")]
 pub mod corpus;
 pub mod leaks;
+pub mod lifecycle;
+pub mod model;
+pub mod served;
 pub mod wire;
 
 use std::sync::mpsc;

@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 /// How long one input may run before the watchdog aborts the process (a hang is a crash).
 pub const CASE_LIMIT: Duration = Duration::from_secs(20);
 
-/// How long a bounded wait inside an input may take before it counts as a hang. Generous:
-/// it runs out only when the invariant is already broken (or the machine is starved).
-pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
-
-/// The payload of a panic a handler raises on purpose.
-pub const DELIBERATE_PANIC: &str = "hijack-fuzz: the handler panics on purpose";
+pub use hijack_testkit::served::{DELIBERATE_PANIC, WAIT_LIMIT, pattern};
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// When the running input started, in microseconds since [`EPOCH`] plus one; 0 when idle.
@@ -75,18 +70,4 @@ impl Drop for Watched {
 /// Waits until `cond` holds, at most [`WAIT_LIMIT`]; returns whether it held.
 pub fn wait_until(cond: impl FnMut() -> bool) -> bool {
     hijack_testkit::poll_until(WAIT_LIMIT, cond)
-}
-
-/// `len` bytes from a seeded generator (splitmix64), printable so that failures read well.
-pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            b'a' + ((z ^ (z >> 31)) % 26) as u8
-        })
-        .collect()
 }

@@ -8,15 +8,16 @@
 //! - [`alloc`]: a counting global allocator (live heap bytes) for the no-leak checks;
 //! - [`guard`]: the watchdog, bounded waits, deliberate handler panics, seeded patterns;
 //! - [`head`]: request head and body framing, whole versus one byte at a time;
-//! - [`wire`]: reading responses off the client's end of the wire, strictly framed;
+//! - [`wire`]: reading responses off the client's end of the wire, strictly framed (the test
+//!   kit's);
 //! - [`serve`]: arbitrary client bytes served by path-chosen handlers (`serve_bytes`);
-//! - [`lifecycle`]: operation sequences run on the core and on [`model`], step by step.
-//! - [`model`]: the executable model of one served connection.
+//! - [`lifecycle`]: operation sequences run on the core and on [`model`], step by step (the
+//!   driver is the test kit's, `hijack_testkit::lifecycle`, shared with the lifecycle property);
+//! - [`model`]: the executable model of one served connection (the test kit's).
 
 pub mod alloc;
 pub mod guard;
 pub mod head;
 pub mod lifecycle;
-pub mod model;
 pub mod serve;
-pub use hijack_testkit::wire;
+pub use hijack_testkit::{model, wire};

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use hijack::parse::{BodyKind, parse_head};
 use hijack::pipe::{PipeEnd, pipe};
 use hijack::{
-    Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter, ServerConfig,
+    Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter,
 };
 use http::{HeaderValue, Method, StatusCode, Version, header};
 
@@ -164,49 +164,7 @@ fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, Pipe
     log.lock().unwrap().calls.push(call);
 }
 
-/// What the parts must be: a stream with no deadline, and (when the hijack committed no head,
-/// so the connection's buffer did not grow in it) the connection's own write buffer.
-pub fn check_parts(parts: &Handover<PipeEnd>, allocated: &[usize], committed: bool) {
-    //= SPEC.md#hijack-handover
-    //= type=test
-    //# The handed-over stream MUST have no read or write deadline set.
-    assert_eq!(
-        parts.stream.deadlines(),
-        (None, None),
-        "deadlines on the handed-over stream"
-    );
-    //= SPEC.md#hijack-handover
-    //= type=test
-    //# The handed-over write buffer MUST be the connection's own write buffer, emptied, not a new allocation.
-    if !committed && parts.write_buf.capacity() > 0 {
-        assert!(
-            !allocated.contains(&(parts.write_buf.as_ptr() as usize)),
-            "the hijack allocated the handed-over write buffer"
-        );
-    }
-    assert!(
-        parts.write_buf.is_empty(),
-        "the handed-over write buffer is not empty"
-    );
-}
-
-/// Gives the server's end a write deadline far in the future, as a listener might (the pipe
-/// never blocks a write, so it never fires): the server never sets or clears a write
-/// deadline itself, so only the hijack's clearing removes it.
-pub fn preset_deadlines(server: &PipeEnd) {
-    let far = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-    let _ = hijack::Transport::set_write_deadline(server, Some(far));
-}
-
-/// The server's limits in the fuzz targets: the defaults, with idle and header timeouts long
-/// enough never to fire, so that the server sets and clears deadlines as in production.
-pub fn config() -> ServerConfig {
-    ServerConfig {
-        read_header_timeout: Some(std::time::Duration::from_secs(120)),
-        idle_timeout: Some(std::time::Duration::from_secs(120)),
-        ..ServerConfig::default()
-    }
-}
+pub use hijack_testkit::served::{check_parts, config, preset_deadlines};
 
 /// Runs the writer's program (see the module docs).
 fn write_program(path: &str, head: bool, w: &mut ResponseWriter<'_, PipeEnd>, call: &mut Call) {

@@ -1,4 +1,5 @@
-//! The executable model of one served connection, for the `lifecycle` target.
+//! The executable model of one served connection, for the `lifecycle` fuzz target and the
+//! lifecycle property (both through [`crate::lifecycle`]).
 //!
 //! It follows SPEC.md's serving loop, background read, abort, release, hijack handover and
 //! close-notify rules over three byte pools: the pipe (sent by the client, not read by the
@@ -18,11 +19,16 @@ use hijack::parse::{BodyDecoder, BodyKind, Decoded, RequestHead, Verdict, parse_
 use hijack::{ConnState, Fired};
 use http::{Method, Version};
 
-/// The server's read size, the response hold and the discard limit (src/conn.rs, SPEC.md).
+/// The server's read size, write buffer and response hold (SPEC.md#parts,
+/// SPEC.md#serving-loop).
 const READ_CHUNK: usize = 4096;
 const WRITE_BUF: usize = 4096;
 const BODY_HOLD: usize = 2048;
-const MAX_DISCARD: u64 = 256 << 10;
+
+/// The discard limit, from the public configuration the run serves with.
+fn max_discard() -> u64 {
+    crate::served::config().max_discard_bytes
+}
 
 /// The operation would block the real connection: skip it.
 #[derive(Debug)]
@@ -40,18 +46,26 @@ pub enum Event {
 /// A response's framing, as committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
+    /// Not decided yet.
     Uncommitted,
+    /// No body (1xx, 204, 304, HEAD).
     NoBody,
+    /// `Content-Length`.
     Length(u64),
+    /// `Transfer-Encoding: chunked`.
     Chunked,
+    /// The body ends with the connection.
     CloseDelimited,
 }
 
 /// A committed response head, as the client must see it (the Date aside).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeadInfo {
+    /// The response's version (the request's).
     pub version: Version,
+    /// The status code.
     pub status: u16,
+    /// How the body is framed.
     pub framing: Framing,
     /// The Connection field the server added: `close`, `keep-alive` or none.
     pub connection: Option<&'static str>,
@@ -67,20 +81,28 @@ pub enum WireItem {
     /// A finished response: its head, its body bytes as framed on the wire, and for chunked
     /// framing the zero-size chunk.
     Response {
+        /// The head.
         head: HeadInfo,
+        /// It answers a HEAD request.
         is_head: bool,
+        /// The body as framed on the wire.
         body_wire: Vec<u8>,
     },
     /// A response whose handler panicked: some prefix of this, possibly nothing.
     Partial {
+        /// The head, if one was committed.
         head: Option<HeadInfo>,
+        /// The most body bytes that may have reached the wire.
         body_wire: Vec<u8>,
     },
     /// The response of a hijacking handler (head only if a status was set), then exactly the
     /// hijacker's bytes.
     Hijacked {
+        /// The head the hijack committed, if any.
         head: Option<HeadInfo>,
+        /// Body bytes written before the hijack.
         body_wire: Vec<u8>,
+        /// What the hijacker wrote.
         hijacker: Vec<u8>,
     },
 }
@@ -424,7 +446,7 @@ impl Model {
                     let (mut decoder, keep_alive, mut seen) = (decoder.clone(), *keep_alive, *seen);
                     let mut scratch = [0u8; 1024];
                     let ended = loop {
-                        if seen > MAX_DISCARD {
+                        if seen > max_discard() {
                             break false;
                         }
                         let mut input = BytesMut::from(&self.buf[..]);
@@ -783,7 +805,7 @@ impl Model {
             let mut scratch = [0u8; 1024];
             let mut seen = 0u64;
             let ended = loop {
-                if self.req().framing_error || seen > MAX_DISCARD {
+                if self.req().framing_error || seen > max_discard() {
                     break false;
                 }
                 let mut input = BytesMut::from(&self.buf[..]);
