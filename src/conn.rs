@@ -14,6 +14,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 
 use crate::conn_reader::ConnReader;
+use crate::expect::Continue;
 use crate::parse::{BodyDecoder, BodyKind, Decoded, PartialHead, RequestHead, Verdict, parse_head};
 use crate::request::{BodySource, Request};
 use crate::response::ResponseWriter;
@@ -143,12 +144,8 @@ pub(crate) struct WriteSide {
     pub(crate) status: StatusCode,
     /// Headers handed over by the writer when the handler dropped it.
     pub(crate) final_headers: Option<HeaderMap>,
-    /// The request expects `100 Continue` before it sends its body.
-    pub(crate) continue_expected: bool,
-    /// `100 Continue` went out.
-    pub(crate) continue_sent: bool,
-    /// A response status was set or the connection hijacked: no `100 Continue` any more.
-    pub(crate) continue_cancelled: bool,
+    /// The request's `100 Continue`.
+    pub(crate) expect: Continue,
     is_head: bool,
     version: Version,
     /// The connection closes after this response.
@@ -199,9 +196,7 @@ impl<T: Transport> Conn<T> {
                 status_set: false,
                 status: StatusCode::OK,
                 final_headers: None,
-                continue_expected: false,
-                continue_sent: false,
-                continue_cancelled: false,
+                expect: Continue::NotExpected,
                 is_head: false,
                 version: Version::HTTP_11,
                 close_after: false,
@@ -334,8 +329,7 @@ impl<T: Transport> Conn<T> {
     /// Sends `100 Continue` if the request armed it and no response was started.
     fn send_continue(&self) {
         let mut w = self.write.lock();
-        if w.continue_expected && !w.continue_sent && !w.continue_cancelled && !w.status_set {
-            w.continue_sent = true;
+        if !w.status_set && w.expect.send() {
             w.buf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             let _ = self.flush_wire(&mut w);
         }
@@ -467,9 +461,7 @@ impl<T: Transport> Conn<T> {
             w.status_set = false;
             w.status = StatusCode::OK;
             w.final_headers = None;
-            w.continue_expected = head.expect_continue && body_kind != BodyKind::Empty;
-            w.continue_sent = false;
-            w.continue_cancelled = false;
+            w.expect = Continue::for_request(head.expect_continue, body_kind != BodyKind::Empty);
             w.is_head = head.method == Method::HEAD;
             w.version = head.version;
             w.close_after = !head.keep_alive || self.shutting_down.load(Ordering::Acquire);
@@ -512,7 +504,7 @@ impl<T: Transport> Conn<T> {
         self.abort_background_read();
         let body_done = {
             let mut side = self.read.lock();
-            let continue_unsent = self.write.lock().continue_unsent();
+            let continue_unsent = self.write.lock().expect.unsent();
             side.body_ended
                 || (!continue_unsent && self.discard_body(&mut side, self.config.max_discard_bytes))
         };
@@ -529,8 +521,8 @@ impl<T: Transport> Conn<T> {
     fn finish_response(&self) -> bool {
         let framing_error = self.read.lock().framing_error;
         let mut w = self.write.lock();
-        w.continue_cancelled = true;
-        if w.continue_unsent() {
+        w.expect.cancel();
+        if w.expect.unsent() {
             //= SPEC.md#serving-loop
             //# If no 100 Continue was sent, the server MUST NOT read the request body after
             //# the handler returns and MUST close the connection after the response.
@@ -632,11 +624,6 @@ fn body_allowed(status: StatusCode) -> bool {
 }
 
 impl WriteSide {
-    /// The request expected `100 Continue` and none was sent: its body never came.
-    pub(crate) fn continue_unsent(&self) -> bool {
-        self.continue_expected && !self.continue_sent
-    }
-
     /// Commits the response head to the write buffer and fixes the body framing.
     /// `handler_done`: the handler returned, so the held bytes are the whole body.
     pub(crate) fn commit_head(&mut self, headers: &HeaderMap, handler_done: bool) {

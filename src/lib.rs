@@ -41,6 +41,7 @@
 
 mod conn;
 mod conn_reader;
+mod expect;
 pub mod parse;
 pub mod pipe;
 mod request;

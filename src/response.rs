@@ -100,7 +100,7 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
         }
         w.status_set = true;
         w.status = status;
-        w.continue_cancelled = true;
+        w.expect.cancel();
     }
 
     /// Writes body bytes (status 200 if none was set). Fails for a status without a body and
@@ -150,8 +150,8 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
         let mut read = conn.read.lock();
         let (status_set, continue_unsent) = {
             let mut w = conn.write.lock();
-            w.continue_cancelled = true;
-            (w.status_set, w.continue_unsent())
+            w.expect.cancel();
+            (w.status_set, w.expect.unsent())
         };
         // From here no background read starts, and a pending one has completed.
         match conn.transport.read().as_ref() {
