@@ -114,7 +114,6 @@ pub(crate) struct ReadSide {
     pub(crate) body_ended: bool,
     /// A framing error made the body fail: the connection closes after the response.
     pub(crate) framing_error: Option<Verdict>,
-    pub(crate) hijacked: bool,
 }
 
 /// The response being written: its framing once the head is committed.
@@ -156,7 +155,10 @@ pub(crate) struct WriteSide {
 
 /// One served connection. See the module docs.
 pub(crate) struct Conn<T: Transport> {
-    /// The stream; `None` once handed to a hijacker.
+    /// The stream; `None` once handed to a hijacker (from [`Hijack::HandedOver`] on, which
+    /// the connection reader records).
+    ///
+    /// [`Hijack::HandedOver`]: crate::conn_reader::Hijack::HandedOver
     pub(crate) transport: RwLock<Option<T>>,
     /// Shared with a pending background read's completion, which holds nothing else of the
     /// connection: a completing read never keeps the connection alive.
@@ -187,7 +189,6 @@ impl<T: Transport> Conn<T> {
                 body: BodyDecoder::new(BodyKind::Empty),
                 body_ended: true,
                 framing_error: None,
-                hijacked: false,
             }),
             write: Mutex::new(WriteSide {
                 buf: BytesMut::new(),
@@ -379,7 +380,7 @@ impl<T: Transport> Conn<T> {
     }
 
     fn read_body_locked(&self, side: &mut ReadSide, out: &mut [u8]) -> io::Result<usize> {
-        if side.hijacked {
+        if self.reader.handed_over() {
             return Err(hijacked_error());
         }
         // A failed body stays failed: decoding on past a framing error would read garbage
@@ -482,7 +483,7 @@ impl<T: Transport> Conn<T> {
         //= SPEC.md#hijack-handover
         //# After a hijack the server MUST NOT read, write or close the stream, even if the
         //# handler panics.
-        if self.transport.read().is_none() {
+        if self.reader.handed_over() {
             return false;
         }
         if let Err(panic) = outcome {

@@ -200,7 +200,7 @@ impl<'c, T: Transport> ResponseWriter<'c, T> {
         }
         // After the discard: a held byte may have been the body's next byte.
         let background_byte = early_byte.or_else(|| conn.reader.take_background_byte());
-        read.hijacked = true;
+        conn.reader.hand_over();
 
         //= SPEC.md#hijack-handover
         //# The handed-over bytes MUST be exactly the bytes the client sent after what the
