@@ -8,7 +8,7 @@
 
 use std::io;
 
-use crate::signal::Watch;
+use crate::signal::{Fired, Watch};
 use crate::state::{BackgroundEvent, BackgroundState, InvalidTransition};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::transport::{BackgroundOutcome, BackgroundRead, Transport};
@@ -236,13 +236,13 @@ impl ConnReader {
     /// A write to the client failed while the handler runs: cancel the request.
     pub(crate) fn write_failed(&self) {
         if let Some(watch) = &self.lock().watch {
-            watch.cancel.fire(crate::Fired::ClientGone);
+            watch.cancel.fire(Fired::ClientGone);
         }
     }
 
     /// Fires the running handler's cancellation with `reason` (server shutdown).
     #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn cancel(&self, reason: crate::Fired) {
+    pub(crate) fn cancel(&self, reason: Fired) {
         if let Some(watch) = &self.lock().watch {
             watch.cancel.fire(reason);
         }

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
+use crate::config::ServerConfig;
 use crate::conn::Conn;
+use crate::handler::Handler;
+use crate::state::ConnState;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::thread::{self, JoinHandle};
 use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use crate::tcp::{TcpConn, Watcher};
-use crate::{ConnState, Handler, ServerConfig};
 
 /// Stack size of a connection thread: handlers run on it.
 const CONN_STACK: usize = 256 << 10;
