@@ -1,30 +1,54 @@
 //! The connection reader: the one place that reads a connection's stream for the server, and
 //! the background read, abort and release protocol (SPEC.md#background-read).
 //!
-//! It owns the background-read sub-state, the background byte, the hijacked flag and the
-//! running handler's close-notify latches, all under one mutex. It never touches the request
-//! or response buffers, and after [`ConnReader::release`] it holds no request or response
-//! state at all.
+//! It owns the background-read sub-state, the background byte, the connection's one record
+//! of being hijacked ([`Hijack`]) and the running handler's close-notify latches, all under
+//! one mutex. It never touches the request or response buffers, and after
+//! [`ConnReader::release`] it holds no request or response state at all.
 
 use std::io;
 
-use crate::signal::Watch;
+use crate::signal::{Fired, Watch};
 use crate::state::{BackgroundEvent, BackgroundState, InvalidTransition};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::transport::{BackgroundOutcome, BackgroundRead, Transport};
+
+/// How far a hijack has got: the one record of "hijacked" (SPEC.md#hijack-handover). The
+/// transport slot of the connection is empty exactly from [`Hijack::HandedOver`] on, and the
+/// lifecycle reports [`crate::state::ConnState::Hijacked`] once the handover succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hijack {
+    /// No hijack began: the connection is the server's.
+    Serving,
+    /// A hijack began: no background read starts and the stream's end or error fires nothing.
+    /// The hijack's own body discard still reads.
+    Begun,
+    /// The transport was taken out of the connection: every body read fails with
+    /// [`crate::Hijacked`] and reads nothing.
+    HandedOver,
+}
 
 #[derive(Debug)]
 struct ReaderState {
     background: BackgroundState,
     /// The byte a background read caught: the first byte of whatever reads next.
     background_byte: Option<u8>,
-    /// Set by the hijack before it aborts; no background read starts afterwards.
-    hijacked: bool,
+    /// Moved on by the hijack: to `Begun` before it aborts, to `HandedOver` when it takes the
+    /// transport.
+    hijack: Hijack,
     /// The running handler's latches; `None` outside a handler (after release).
     watch: Option<Watch>,
     /// Aborts waiting for the pending read to complete: a completion wakes only when there
     /// are some (a wake-up is a system call; most completions have no one waiting).
     abort_waiters: usize,
+}
+
+impl ReaderState {
+    /// A hijack began: the server starts no background read and the stream fires nothing.
+    /// The seeded bug `read_after_hijack` never stops them.
+    fn stopped_by_hijack(&self) -> bool {
+        self.hijack != Hijack::Serving && !cfg!(hijack_mutant = "read_after_hijack")
+    }
 }
 
 /// The reader under a connection's read buffer. See the module docs.
@@ -41,7 +65,7 @@ impl ConnReader {
             state: Mutex::new(ReaderState {
                 background: BackgroundState::Off,
                 background_byte: None,
-                hijacked: false,
+                hijack: Hijack::Serving,
                 watch: None,
                 abort_waiters: 0,
             }),
@@ -71,10 +95,7 @@ impl ConnReader {
         let mut state = self.lock();
         //= SPEC.md#background-read
         //# A background read MUST NOT start while no handler runs.
-        if state.watch.is_none()
-            || state.background_byte.is_some()
-            || (state.hijacked && !cfg!(hijack_mutant = "read_after_hijack"))
-        {
+        if state.watch.is_none() || state.background_byte.is_some() || state.stopped_by_hijack() {
             return Ok(());
         }
         if state.background == BackgroundState::Reading
@@ -111,7 +132,7 @@ impl ConnReader {
                 //= SPEC.md#close-notify
                 //# End of stream or an error from the background read while the handler runs
                 //# MUST fire close-notify and cancel the request.
-                if let (Some(watch), false) = (&state.watch, state.hijacked) {
+                if let (Some(watch), false) = (&state.watch, state.stopped_by_hijack()) {
                     watch.client_gone();
                 }
             }
@@ -161,9 +182,19 @@ impl ConnReader {
     /// need it, then [`ConnReader::take_background_byte`] hands it over.
     pub(crate) fn hijack<T: Transport>(&self, transport: &T) {
         if !cfg!(hijack_mutant = "read_after_hijack") {
-            self.lock().hijacked = true;
+            self.lock().hijack = Hijack::Begun;
         }
         self.abort(transport);
+    }
+
+    /// The hijack takes the transport out of the connection (under its write lock).
+    pub(crate) fn hand_over(&self) {
+        self.lock().hijack = Hijack::HandedOver;
+    }
+
+    /// Whether the transport was handed to a hijacker.
+    pub(crate) fn handed_over(&self) -> bool {
+        self.lock().hijack == Hijack::HandedOver
     }
 
     /// The held background byte, which now belongs to the hijacker.
@@ -194,7 +225,7 @@ impl ConnReader {
         let result = transport.read(buf);
         if matches!(result, Ok(0) | Err(_)) && !buf.is_empty() {
             let state = self.lock();
-            if let (Some(watch), false) = (&state.watch, state.hijacked) {
+            if let (Some(watch), false) = (&state.watch, state.stopped_by_hijack()) {
                 watch.client_gone();
             }
         }
@@ -205,13 +236,13 @@ impl ConnReader {
     /// A write to the client failed while the handler runs: cancel the request.
     pub(crate) fn write_failed(&self) {
         if let Some(watch) = &self.lock().watch {
-            watch.cancel.fire(crate::Fired::ClientGone);
+            watch.cancel.fire(Fired::ClientGone);
         }
     }
 
     /// Fires the running handler's cancellation with `reason` (server shutdown).
     #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn cancel(&self, reason: crate::Fired) {
+    pub(crate) fn cancel(&self, reason: Fired) {
         if let Some(watch) = &self.lock().watch {
             watch.cancel.fire(reason);
         }

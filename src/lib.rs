@@ -10,6 +10,14 @@
 //!   [`Transport`], such as the in-memory [`pipe`] used by tests, fuzzers and loom models.
 //! - `sync` is the one synchronization facade (std, or loom under `--cfg loom`).
 //!
+//! Inside, one concern a module, each importing only those below it (never this root):
+//! `sync`, `signal`, `state`, `transport`, `parse` and `expect` (the `100 Continue` state)
+//! at the bottom; `config`; `conn_reader` (the background read and the one record of a
+//! hijack); `encode` (response framing); `conn` (one connection's state and its operations
+//! on the stream); `body` (request bodies, discard, sending `100 Continue`); `handover`
+//! (the hijack steps); `response` (the writer); `handler`; `serve` (the serving loop);
+//! `server` (TCP).
+//!
 //! An echo server that upgrades and hands every byte back, the handed-over bytes first:
 //!
 //! ```
@@ -39,12 +47,19 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod body;
+mod config;
 mod conn;
 mod conn_reader;
+mod encode;
+mod expect;
+mod handler;
+mod handover;
 pub mod parse;
 pub mod pipe;
 mod request;
 mod response;
+mod serve;
 mod signal;
 pub mod state;
 mod sync;
@@ -55,11 +70,13 @@ mod server;
 #[cfg(not(loom))]
 pub mod tcp;
 
-use std::time::Duration;
-
+pub use config::{ServerConfig, StateHook};
 pub use conn::Hijacked;
+pub use handler::Handler;
+pub use handover::{ConnProbe, Handover};
 pub use request::{Body, Request};
-pub use response::{ConnProbe, Handover, ResponseWriter};
+pub use response::ResponseWriter;
+pub use serve::serve_connection;
 #[cfg(not(loom))]
 pub use server::{Server, ShutdownError};
 pub use signal::{Cancellation, CloseNotify, Fired};
@@ -72,84 +89,4 @@ pub use transport::Transport;
 /// connection.
 pub fn idle_read_buffer_bytes() -> usize {
     conn::read_buffers::idle_bytes()
-}
-
-use sync::Arc;
-
-/// Serves requests on one connection. Implemented for every
-/// `Fn(Request<'_>, ResponseWriter<'_, T>) + Send + Sync + 'static`.
-pub trait Handler<T: Transport>: Send + Sync + 'static {
-    /// Answers one request. Returning ends the request; a hijacked connection is the
-    /// handler's (or whoever it gave the [`Handover`] to) from the hijack on.
-    fn serve(&self, req: Request<'_>, w: ResponseWriter<'_, T>);
-}
-
-impl<T: Transport, F> Handler<T> for F
-where
-    F: Fn(Request<'_>, ResponseWriter<'_, T>) + Send + Sync + 'static,
-{
-    fn serve(&self, req: Request<'_>, w: ResponseWriter<'_, T>) {
-        self(req, w)
-    }
-}
-
-/// A hook told of every connection state change: `(connection id, new state)`.
-pub type StateHook = Arc<dyn Fn(u64, ConnState) + Send + Sync>;
-
-/// Limits and hooks of a server (and of [`serve_connection`]).
-#[derive(Clone)]
-pub struct ServerConfig {
-    /// The most bytes a request head may take; more gets 431. Default 1 MiB (Go's).
-    pub max_head_bytes: usize,
-    /// Time allowed from the first byte of a request head to its end. Default none.
-    pub read_header_timeout: Option<Duration>,
-    /// Time a keep-alive connection may wait for the next request. Default none.
-    pub idle_timeout: Option<Duration>,
-    /// The most connections served at once; accepting waits past it. Hijacked connections
-    /// no longer count. Default 10,000.
-    pub max_connections: usize,
-    /// The most unread request-body bytes discarded after the handler to keep the
-    /// connection open; past it the connection closes. Default 256 KiB (Go's).
-    pub max_discard_bytes: u64,
-    /// Told of every connection state change.
-    pub on_state: Option<StateHook>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            max_head_bytes: 1 << 20,
-            read_header_timeout: None,
-            idle_timeout: None,
-            max_connections: 10_000,
-            max_discard_bytes: 256 << 10,
-            on_state: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("max_head_bytes", &self.max_head_bytes)
-            .field("read_header_timeout", &self.read_header_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_connections", &self.max_connections)
-            .field("max_discard_bytes", &self.max_discard_bytes)
-            .field("on_state", &self.on_state.is_some())
-            .finish()
-    }
-}
-
-/// Serves one connection on `transport` until it closes or is hijacked, on this thread.
-/// `id` names the connection to the state hook.
-pub fn serve_connection<T: Transport, H: Handler<T>>(
-    transport: T,
-    handler: &H,
-    config: &ServerConfig,
-    id: u64,
-) {
-    let conn = conn::Conn::new(transport, config.clone(), id, Default::default());
-    conn.transition_new();
-    conn.serve(handler);
 }

@@ -7,17 +7,19 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
+use crate::config::ServerConfig;
 use crate::conn::Conn;
+use crate::handler::Handler;
+use crate::state::ConnState;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use crate::tcp::{TcpConn, Watcher};
-use crate::{ConnState, Handler, ServerConfig};
 
 /// Stack size of a connection thread: handlers run on it.
 const CONN_STACK: usize = 256 << 10;
@@ -62,7 +64,7 @@ impl Workers {
                 .map_err(|_| io::Error::other("no worker"));
         }
         let (queue, idle) = (self.queue.clone(), self.idle.clone());
-        std::thread::Builder::new()
+        thread::Builder::new()
             .name("hijack-conn".into())
             .stack_size(CONN_STACK)
             .spawn(move || worker(job, &queue, &idle))
@@ -123,27 +125,21 @@ struct Inner {
 }
 
 impl Inner {
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock()
     }
 
     /// Waits on `changed` (at most `timeout`), counted in `waiting` so that a connection
     /// leaving knows to wake it.
     fn wait_changed<'a>(
         &self,
-        mut registry: std::sync::MutexGuard<'a, Registry>,
+        mut registry: MutexGuard<'a, Registry>,
         timeout: Option<Duration>,
-    ) -> std::sync::MutexGuard<'a, Registry> {
+    ) -> MutexGuard<'a, Registry> {
         registry.waiting += 1;
         let mut registry = match timeout {
-            Some(t) => {
-                let waited = self.changed.wait_timeout(registry, t);
-                waited.unwrap_or_else(|p| p.into_inner()).0
-            }
-            None => self
-                .changed
-                .wait(registry)
-                .unwrap_or_else(|p| p.into_inner()),
+            Some(t) => self.changed.wait_timeout(registry, t),
+            None => self.changed.wait(registry),
         };
         registry.waiting -= 1;
         registry
@@ -196,7 +192,7 @@ impl Server {
         });
         let accept_inner = inner.clone();
         let handler = Arc::new(handler);
-        let accept = std::thread::Builder::new()
+        let accept = thread::Builder::new()
             .name("hijack-accept".into())
             .spawn(move || accept_loop(listener, accept_inner, handler))?;
         tracing::info!(%addr, "serving");
@@ -235,7 +231,7 @@ impl Server {
             drop(inner.registry());
             inner.changed.notify_all();
         }
-        if let Some(accept) = self.accept.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(accept) = self.accept.lock().take() {
             let _ = accept.join();
         }
         let deadline = Instant::now() + grace;
@@ -307,7 +303,7 @@ fn accept_loop<H: Handler<TcpConn>>(listener: TcpListener, inner: Arc<Inner>, ha
             Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                std::thread::sleep(Duration::from_millis(10));
+                thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };

@@ -25,6 +25,13 @@ pub(crate) use imp::{MutexGuard, RwLockReadGuard, RwLockWriteGuard};
 pub(crate) struct Mutex<T>(imp::Mutex<T>);
 
 impl<T> Mutex<T> {
+    /// `const` under std, so that a process-wide pool can be a `static`; loom's is not.
+    #[cfg(not(loom))]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(imp::Mutex::new(value))
+    }
+
+    #[cfg(loom)]
     pub(crate) fn new(value: T) -> Self {
         Self(imp::Mutex::new(value))
     }

@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::event::{EventfdFlags, epoll};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard, thread};
 use crate::transport::{BackgroundOutcome, BackgroundRead, Transport};
 
 /// The epoll key of the watcher's own wake-up descriptor.
@@ -64,7 +64,7 @@ impl Watcher {
             stopping: AtomicBool::new(false),
         });
         let w = watcher.clone();
-        std::thread::Builder::new()
+        thread::Builder::new()
             .name("hijack-watcher".into())
             .spawn(move || w.run())?;
         Ok(watcher)
@@ -76,8 +76,8 @@ impl Watcher {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock()
     }
 
     fn run(&self) {
@@ -245,7 +245,7 @@ fn apply_timeout(
 
 /// The time left until `deadline`, for a socket timeout; `Err(TimedOut)` once it passed.
 fn time_left(deadline: &Mutex<Option<Instant>>) -> io::Result<Option<Duration>> {
-    let deadline = *deadline.lock().unwrap_or_else(|p| p.into_inner());
+    let deadline = *deadline.lock();
     match deadline {
         None => Ok(None),
         Some(at) => match at.checked_duration_since(Instant::now()) {
@@ -283,7 +283,7 @@ impl Transport for TcpConn {
     }
 
     fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        *self.read_deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+        *self.read_deadline.lock() = deadline;
         if deadline.is_none() {
             apply_timeout(&self.read_timeout_set, None, |t| {
                 self.stream.set_read_timeout(t)
@@ -293,10 +293,7 @@ impl Transport for TcpConn {
     }
 
     fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        *self
-            .write_deadline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = deadline;
+        *self.write_deadline.lock() = deadline;
         if deadline.is_none() {
             apply_timeout(&self.write_timeout_set, None, |t| {
                 self.stream.set_write_timeout(t)
@@ -348,12 +345,11 @@ impl Transport for TcpConn {
 
 #[cfg(test)]
 mod tests {
+    use super::{TcpConn, Watcher};
+    use crate::sync::{Arc, Mutex};
+    use crate::transport::contract;
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
-    use std::sync::{Arc, Mutex};
-
-    use super::{TcpConn, Watcher};
-    use crate::transport::contract;
 
     fn pair() -> (Arc<TcpConn>, impl Fn(&[u8])) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -362,7 +358,7 @@ mod tests {
         let conn = TcpConn::new(server, Watcher::start().unwrap());
         let client = Mutex::new(client);
         (Arc::new(conn), move |bytes: &[u8]| {
-            client.lock().unwrap().write_all(bytes).unwrap()
+            client.lock().write_all(bytes).unwrap()
         })
     }
 
