@@ -283,6 +283,49 @@ mod tests {
     }
 
     #[test]
+    fn run_captured_kills_the_whole_tree_at_its_limit() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; sleep 30 & sleep 30"]);
+        let start = Instant::now();
+        let out = run_captured(&mut cmd, Duration::from_millis(500)).expect("sh runs");
+        assert!(out.status.is_none(), "not reported as timed out");
+        assert_eq!(out.stdout, "started\n");
+        // The background sleep held the pipe: it ended too, or this would wait for it.
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn run_captured_keeps_both_streams_and_the_status() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let out = run_captured(&mut cmd, Duration::from_secs(30)).expect("sh runs");
+        assert_eq!(
+            (out.stdout.as_str(), out.stderr.as_str()),
+            ("out\n", "err\n")
+        );
+        assert_eq!(out.status.map(code), Some(3));
+    }
+
+    #[test]
+    fn run_tee_logs_both_streams() {
+        let log = std::env::temp_dir().join(format!("xtask-tee-{}.log", std::process::id()));
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo one; echo two >&2"]);
+        assert!(run_tee(&mut cmd, &log).expect("sh runs"));
+        let text = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_file(&log).unwrap();
+        assert_eq!(text, "one\ntwo\n");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 1"]);
+        assert!(!run_tee(&mut cmd, &log).expect("sh runs"));
+        let _ = std::fs::remove_file(&log);
+    }
+
+    #[test]
     fn utc_date_is_a_date() {
         let d = utc_date();
         assert_eq!(d.len(), 10, "{d}");
