@@ -455,20 +455,26 @@ fn temp_corpus(corpus: &Path, target: &str) -> PathBuf {
     dir
 }
 
-/// Writes the table into fuzz/README.md; `partial`: only some mutants ran, so their rows
-/// replace the same rows of the table already there.
+/// Writes the table into fuzz/README.md (see `merged_readme`).
 fn write_readme(lines: &[String], partial: bool) {
     let path = proc::root().join(FUZZ_DIR).join("README.md");
     let Ok(text) = fs::read_to_string(&path) else {
         return;
     };
+    if let Some(new) = merged_readme(&text, lines, partial, &proc::utc_date())
+        && let Err(e) = fs::write(&path, new)
+    {
+        eprintln!("fuzz-mutants: {}: {e}", path.display());
+    }
+}
+
+/// `readme` with the table `lines` between its markers, and the notes that followed the old
+/// table kept; `partial`: only some mutants ran, so their rows replace the same rows of the
+/// table already there (None: no markers, or a table with other columns).
+fn merged_readme(readme: &str, lines: &[String], partial: bool, stamp: &str) -> Option<String> {
     let (begin, end) = README_MARKERS;
-    let Some((head, rest)) = text.split_once(begin) else {
-        return;
-    };
-    let Some((old, tail)) = rest.split_once(end) else {
-        return;
-    };
+    let (head, rest) = readme.split_once(begin)?;
+    let (old, tail) = rest.split_once(end)?;
     let key = |l: &str| l.split('|').nth(1).unwrap_or("").trim().to_string();
     let mut lines = lines.to_vec();
     if partial {
@@ -476,7 +482,7 @@ fn write_readme(lines: &[String], partial: bool) {
             lines[2..].iter().map(|l| (key(l), l.clone())).collect();
         let old_lines: Vec<&str> = old.lines().filter(|l| l.starts_with('|')).collect();
         if old_lines.len() < 3 || old_lines[0] != lines[0] {
-            return;
+            return None;
         }
         let mut merged = Vec::new();
         for l in old_lines {
@@ -489,13 +495,18 @@ fn write_readme(lines: &[String], partial: bool) {
         lines = merged;
     }
     let table = lines.join("\n");
-    let stamp = proc::utc_date();
-    let new = format!(
-        "{head}{begin}\nMeasured {stamp} by `cargo xtask fuzz-mutants`:\n\n{table}\n{end}{tail}"
-    );
-    if let Err(e) = fs::write(&path, new) {
-        eprintln!("fuzz-mutants: {}: {e}", path.display());
+    // What follows the old table's last row (notes written by hand) stays.
+    let mut notes = "";
+    let mut at = 0;
+    for line in old.split_inclusive('\n') {
+        at += line.len();
+        if line.starts_with('|') {
+            notes = &old[at..];
+        }
     }
+    Some(format!(
+        "{head}{begin}\nMeasured {stamp} by `cargo xtask fuzz-mutants`:\n\n{table}\n{notes}{end}{tail}"
+    ))
 }
 
 pub fn mutants_main(args: &[String]) -> i32 {
@@ -617,6 +628,53 @@ mod tests {
         assert!(is_done_line("#1 DONE"));
         assert!(!is_done_line("#DONE"));
         assert!(!is_done_line("#12DONE"));
+    }
+
+    #[test]
+    fn a_partial_run_replaces_only_its_rows() {
+        let readme = "intro\n<!-- fuzz-mutants:begin -->\nMeasured 2026-01-01 by x:\n\n| mutant | bug | a |\n|---|---|---|\n| `m1` | b1 | old |\n| `m2` | b2 | old |\n\nnote\n<!-- fuzz-mutants:end -->\nafter\n";
+        let lines: Vec<String> = [
+            "| mutant | bug | a |",
+            "|---|---|---|",
+            "| `m2` | b2 | new |",
+            "| `m3` | b3 | new |",
+        ]
+        .map(String::from)
+        .to_vec();
+        let merged = merged_readme(readme, &lines, true, "2026-12-01").unwrap();
+        assert_eq!(
+            merged,
+            "intro\n<!-- fuzz-mutants:begin -->\nMeasured 2026-12-01 by `cargo xtask fuzz-mutants`:\n\n| mutant | bug | a |\n|---|---|---|\n| `m1` | b1 | old |\n| `m2` | b2 | new |\n| `m3` | b3 | new |\n\nnote\n<!-- fuzz-mutants:end -->\nafter\n"
+        );
+        let other_columns = ["| mutant | bug | b |".to_string(), "|---|---|---|".into()];
+        assert_eq!(merged_readme(readme, &other_columns, true, "x"), None);
+        assert_eq!(merged_readme("no markers", &lines, false, "x"), None);
+    }
+
+    #[test]
+    fn a_partial_run_on_fuzz_readme_changes_only_its_row_and_the_date() {
+        let readme = fs::read_to_string(proc::root().join(FUZZ_DIR).join("README.md")).unwrap();
+        let row = "| `keep_deadlines` | deadlines stay set on the handed-over stream (Go #8296) | new | new |";
+        let lines = [
+            "| mutant | bug | serve_bytes | lifecycle |".to_string(),
+            "|---|---|---|---|".into(),
+            row.into(),
+        ];
+        let merged = merged_readme(&readme, &lines, true, "2099-01-01").expect("the table fits");
+        let changed: Vec<(&str, &str)> = readme
+            .lines()
+            .zip(merged.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(readme.lines().count(), merged.lines().count());
+        assert_eq!(changed.len(), 2, "{changed:#?}");
+        assert!(
+            changed[0]
+                .1
+                .starts_with("Measured 2099-01-01 by `cargo xtask fuzz-mutants`:")
+        );
+        assert!(changed[1].0.starts_with("| `keep_deadlines` |"));
+        assert_eq!(changed[1].1, row);
     }
 
     #[test]
