@@ -1,0 +1,385 @@
+//! `cargo xtask conform-peers`: runs the conformance suite (`hijack conform URL`) against the
+//! reference server and every peer (peers/README.md), keeps the reports and prints the
+//! comparison table. Building and starting one peer stay in peers/build and peers/start (shell
+//! launchers, the one place of that logic); the table is `table` below (it was peers/report.py).
+//!
+//! Reports: target/conform/NAME.json and NAME.xml (the harness's), NAME.log (its output),
+//! NAME.server.log (the peer's stdout and stderr), table.md (the table printed at the end).
+//! Exit status: non-zero only when the reference server has a FAIL, or a peer could not be
+//! built, started or tested (no report); a peer's FAILs are findings (peers/FINDINGS.md).
+
+use crate::proc::{self, Stoppable};
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+// Layout: change these when the conformance tool moves.
+/// `cargo` arguments that build the `hijack` binary (`hijack conform`, `hijack serve`).
+pub const BUILD_HIJACK: &[&str] = &[
+    "build",
+    "--release",
+    "--quiet",
+    "-p",
+    "hijack-conform",
+    "--bin",
+    "hijack",
+];
+/// Where that build puts it.
+pub const HIJACK_BIN: &str = "target/release/hijack";
+
+const DEFAULT_PEERS: &[&str] = &["go-1.24.11", "go-1.27.3", "node", "hyper"];
+const OUT: &str = "target/conform";
+
+pub const USAGE: &str = "usage: cargo xtask conform-peers [NAME...]
+  NAME: go-1.24.11, go-1.27.3, node, hyper (default all four); the reference server is always
+  tested first. Reports in target/conform/.";
+
+pub fn main(args: &[String]) -> i32 {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return 0;
+    }
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-')) {
+        eprintln!("xtask conform-peers: unrecognized argument '{flag}'\n{USAGE}");
+        return 2;
+    }
+    let names: Vec<&str> = if args.is_empty() {
+        DEFAULT_PEERS.to_vec()
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    let started = Instant::now();
+    let out = Path::new(OUT);
+    let _ = fs::create_dir_all(out);
+    let mut errors = Vec::new();
+
+    eprintln!("conform-peers: building hijack and the peers");
+    if !Command::new("cargo")
+        .args(BUILD_HIJACK)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("conform-peers: cargo {} failed", BUILD_HIJACK.join(" "));
+        return 1;
+    }
+    let mut peers = Vec::new();
+    for name in names {
+        if Command::new("peers/build")
+            .arg(name)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            peers.push(name);
+        } else {
+            errors.push(format!("{name}: build failed"));
+        }
+    }
+    eprintln!("conform-peers: built in {} s", proc::whole_secs(started));
+
+    let mut reference_rc = 0;
+    let all: Vec<&str> = std::iter::once("reference")
+        .chain(peers.iter().copied())
+        .collect();
+    for &name in &all {
+        let json = out.join(format!("{name}.json"));
+        let _ = fs::remove_file(&json);
+        let _ = fs::remove_file(out.join(format!("{name}.xml")));
+        let t0 = Instant::now();
+        let server_log = out.join(format!("{name}.server.log"));
+        let mut peer = match start(name, &server_log) {
+            Ok(peer) => peer,
+            Err(e) => {
+                errors.push(format!("{name}: did not start ({e})"));
+                continue;
+            }
+        };
+        // At most 30 s, most of it only when start has to build.
+        let mut url = None;
+        for _ in 0..300 {
+            url = listening_url(&fs::read_to_string(&server_log).unwrap_or_default());
+            if url.is_some() || peer.exited() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let Some(url) = url else {
+            errors.push(format!(
+                "{name}: did not start (see {OUT}/{name}.server.log)"
+            ));
+            peer.stop();
+            continue;
+        };
+        eprintln!("conform-peers: {name} at {url}");
+        let log = out.join(format!("{name}.log"));
+        let rc = run_conform(&url, &json, &out.join(format!("{name}.xml")), &log);
+        peer.stop();
+        for line in fs::read_to_string(&log).unwrap_or_default().lines() {
+            if line.starts_with("all ") || line.starts_with("memory/") {
+                eprintln!("conform-peers: {name}: {line}");
+            }
+        }
+        eprintln!(
+            "conform-peers: {name}: exit {rc} in {} s",
+            proc::whole_secs(t0)
+        );
+        if !non_empty(&json) {
+            errors.push(format!(
+                "{name}: no report (hijack conform exit {rc}, see {OUT}/{name}.log)"
+            ));
+        } else if name == "reference" && rc != 0 {
+            reference_rc = rc;
+            errors.push(format!(
+                "reference: hijack conform exit {rc} (a FAIL; see {OUT}/reference.log)"
+            ));
+        }
+    }
+
+    let reports: Vec<PathBuf> = all
+        .iter()
+        .map(|name| out.join(format!("{name}.json")))
+        .filter(|p| non_empty(p))
+        .collect();
+    if !reports.is_empty() {
+        match table(&reports) {
+            Ok(table) => {
+                println!("{table}");
+                if let Err(e) = fs::write(out.join("table.md"), format!("{table}\n")) {
+                    eprintln!("conform-peers: {OUT}/table.md: {e}");
+                }
+            }
+            Err(e) => eprintln!("conform-peers: the table: {e}"),
+        }
+    }
+    eprintln!(
+        "conform-peers: total {} s; reports in {OUT}/",
+        proc::whole_secs(started)
+    );
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("conform-peers: ERROR {e}");
+        }
+        return 1;
+    }
+    reference_rc
+}
+
+fn non_empty(path: &Path) -> bool {
+    path.metadata().is_ok_and(|m| m.len() > 0)
+}
+
+/// `peers/start NAME 127.0.0.1:0` with its stdout and stderr in `log`.
+fn start(name: &str, log: &Path) -> std::io::Result<Stoppable> {
+    let file = fs::File::create(log)?;
+    let child = Command::new("peers/start")
+        .args([name, "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()?;
+    Ok(Stoppable(Some(child)))
+}
+
+/// The URL of the first `listening on http://...` line.
+fn listening_url(log: &str) -> Option<String> {
+    log.lines().find_map(|l| {
+        let rest = l.strip_prefix("listening on http://")?;
+        let end = rest.find(' ').unwrap_or(rest.len());
+        Some(format!("http://{}", &rest[..end]))
+    })
+}
+
+fn run_conform(url: &str, json: &Path, xml: &Path, log: &Path) -> i32 {
+    let status = fs::File::create(log).and_then(|file| {
+        Command::new(HIJACK_BIN)
+            .arg("conform")
+            .arg(url)
+            .arg("--json")
+            .arg(json)
+            .arg("--junit")
+            .arg(xml)
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .status()
+    });
+    match status {
+        Ok(status) => proc::code(status),
+        Err(e) => {
+            let _ = fs::write(log, format!("{HIJACK_BIN}: {e}\n"));
+            127
+        }
+    }
+}
+
+const VERDICTS: &[&str] = &["PASS", "FAIL", "NON-STRICT", "UNSUPPORTED"];
+
+/// The comparison table (markdown) of `hijack conform --json` reports, each named by its file
+/// stem: one row per implementation, one column per case group, each cell
+/// PASS/FAIL/NON-STRICT/UNSUPPORTED counts, then the memory figure; then every case that did not
+/// PASS, per implementation. Reads the report's fields (src/conform/report.rs): `cases[]` with
+/// `name`, `group`, `verdict`, `figures.bytes_per_connection`; it judges nothing itself.
+pub fn table(paths: &[PathBuf]) -> Result<String, String> {
+    let mut reports = Vec::new();
+    for path in paths {
+        let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let report: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cases = report["cases"]
+            .as_array()
+            .ok_or(format!("{}: no cases", path.display()))?
+            .clone();
+        reports.push((name, cases));
+    }
+    let s = |c: &Value, key: &str| c[key].as_str().unwrap_or("").to_string();
+    let mut groups: Vec<String> = Vec::new();
+    for (_, cases) in &reports {
+        for c in cases {
+            let g = s(c, "group");
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+    }
+    let cell = |cases: &[&Value]| {
+        if cases.is_empty() {
+            return "–".to_string();
+        }
+        VERDICTS
+            .iter()
+            .map(|v| {
+                cases
+                    .iter()
+                    .filter(|c| s(c, "verdict") == *v)
+                    .count()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let memory = |cases: &[Value]| {
+        for c in cases {
+            let f = &c["figures"];
+            if f.as_object().is_some_and(|o| !o.is_empty()) {
+                return format!(
+                    "{} B ({})",
+                    thousands(&f["bytes_per_connection"]),
+                    s(c, "verdict")
+                );
+            }
+        }
+        // No figures: the case was UNSUPPORTED, or absent from the run.
+        cases
+            .iter()
+            .find(|c| s(c, "group") == "memory")
+            .map_or("–".to_string(), |c| s(c, "verdict"))
+    };
+
+    let mut out = vec![
+        "Each cell: PASS/FAIL/NON-STRICT/UNSUPPORTED cases. Memory: live heap bytes retained \
+         per held hijacked connection (`memory/retained-per-hijack`)."
+            .to_string(),
+        String::new(),
+        format!(
+            "| implementation | {} | all | retained per hijack |",
+            groups.join(" | ")
+        ),
+        format!("|---|{}", "---|".repeat(groups.len() + 2)),
+    ];
+    for (name, cases) in &reports {
+        let cells: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let in_group: Vec<&Value> = cases.iter().filter(|c| s(c, "group") == *g).collect();
+                cell(&in_group)
+            })
+            .collect();
+        let every: Vec<&Value> = cases.iter().collect();
+        out.push(format!(
+            "| {name} | {} | {} | {} |",
+            cells.join(" | "),
+            cell(&every),
+            memory(cases)
+        ));
+    }
+    out.push(String::new());
+    for (name, cases) in &reports {
+        let misses: Vec<String> = cases
+            .iter()
+            .filter(|c| s(c, "verdict") != "PASS")
+            .map(|c| format!("`{}` {}", s(c, "name"), s(c, "verdict")))
+            .collect();
+        if misses.is_empty() {
+            continue;
+        }
+        out.push(format!("{name}: {}", misses.join(", ")));
+        out.push(String::new());
+    }
+    Ok(out.join("\n").trim_end().to_string())
+}
+
+/// A number with thousands separators (Python's `f"{n:,}"`).
+fn thousands(n: &Value) -> String {
+    let text = n.to_string();
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text.as_str()),
+    };
+    let (int, frac) = match digits.find(['.', 'e', 'E']) {
+        Some(at) => digits.split_at(at),
+        None => (digits, ""),
+    };
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}{grouped}{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_like_python() {
+        assert_eq!(thousands(&serde_json::json!(1234567)), "1,234,567");
+        assert_eq!(thousands(&serde_json::json!(-1234)), "-1,234");
+        assert_eq!(thousands(&serde_json::json!(999)), "999");
+        assert_eq!(thousands(&serde_json::json!(1234.5)), "1,234.5");
+    }
+
+    #[test]
+    fn listening_url_takes_the_first_announcement() {
+        let log = "building\nlistening on http://127.0.0.1:4000 (pid 3)\nlistening on http://x\n";
+        assert_eq!(listening_url(log).as_deref(), Some("http://127.0.0.1:4000"));
+        assert_eq!(listening_url("nothing\n"), None);
+    }
+
+    #[test]
+    fn table_counts_verdicts_per_group_and_lists_the_misses() {
+        let dir = std::env::temp_dir().join(format!("xtask-table-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("reference.json");
+        let b = dir.join("node.json");
+        fs::write(&a, r#"{"cases":[{"name":"h/1","group":"h","verdict":"PASS"},{"name":"memory/r","group":"memory","verdict":"PASS","figures":{"bytes_per_connection":12345}}]}"#).unwrap();
+        fs::write(&b, r#"{"cases":[{"name":"h/1","group":"h","verdict":"FAIL"},{"name":"x/1","group":"x","verdict":"NON-STRICT"},{"name":"memory/r","group":"memory","verdict":"UNSUPPORTED","figures":null}]}"#).unwrap();
+        let t = table(&[a, b]).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let expected = "Each cell: PASS/FAIL/NON-STRICT/UNSUPPORTED cases. Memory: live heap bytes retained per held hijacked connection (`memory/retained-per-hijack`).
+
+| implementation | h | memory | x | all | retained per hijack |
+|---|---|---|---|---|---|
+| reference | 1/0/0/0 | 1/0/0/0 | – | 2/0/0/0 | 12,345 B (PASS) |
+| node | 0/1/0/0 | 0/0/0/1 | 0/0/1/0 | 0/1/1/1 | UNSUPPORTED |
+
+node: `h/1` FAIL, `x/1` NON-STRICT, `memory/r` UNSUPPORTED";
+        assert_eq!(t, expected);
+    }
+}
