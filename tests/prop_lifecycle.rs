@@ -90,7 +90,10 @@ impl ReferenceStateMachine for Lifecycle {
         let m = &state.model;
         let runs = m.handler_runs();
         let mut options: Vec<(u32, BoxedStrategy<Op>)> = vec![
-            (if runs { 4 } else { 12 }, request().prop_map(Op::Request).boxed()),
+            (
+                if runs { 4 } else { 12 },
+                request().prop_map(Op::Request).boxed(),
+            ),
             (
                 2,
                 prop::collection::vec(any::<u8>(), 1..12)

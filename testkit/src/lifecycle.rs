@@ -648,7 +648,10 @@ impl Driver {
                 self.log.push(format!("  ({why}: skipped)"));
                 return;
             }
-            Plan::Send { bytes, ok: expected } => {
+            Plan::Send {
+                bytes,
+                ok: expected,
+            } => {
                 let ok = self.client.write_all(&bytes).is_ok();
                 if ok != expected {
                     self.fail(format!(
