@@ -795,11 +795,11 @@ impl Model {
         req.writer_gone = true;
         // The mark comes before the abort: nothing the stream reports fires from here on.
         req.hijack_marked = true;
-        let background_byte = match self.bg {
-            Bg::Held(b) => Some(b),
-            Bg::Pending | Bg::Off => None,
-        };
-        self.bg = Bg::Off;
+        // The abort: a pending read ends; a byte it caught stays held, and the body discard
+        // below reads it first, as it is next in wire order (SPEC.md#hijack-handover).
+        if self.bg == Bg::Pending {
+            self.bg = Bg::Off;
+        }
         let req = self.req();
         if status_set && !continue_unsent && !req.body_ended {
             let mut scratch = [0u8; 1024];
@@ -857,6 +857,10 @@ impl Model {
                 return Ok(Err(()));
             }
         }
+        let background_byte = match std::mem::replace(&mut self.bg, Bg::Off) {
+            Bg::Held(b) => Some(b),
+            Bg::Pending | Bg::Off => None,
+        };
         let mut buffered = std::mem::take(&mut self.buf);
         buffered.extend(background_byte);
         let cut = self.sent.len() - self.pipe.len() - buffered.len();
