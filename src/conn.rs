@@ -22,15 +22,13 @@ use bytes::BytesMut;
 use crate::config::ServerConfig;
 use crate::conn_reader::ConnReader;
 use crate::encode::WriteSide;
+use crate::limits::READ_SIZE;
 use crate::parse::{BodyDecoder, BodyKind, Verdict};
 use crate::signal::Fired;
 use crate::state::{ConnEvent, ConnState};
 use crate::sync::atomic::AtomicBool;
 use crate::sync::{Arc, Mutex, RwLock, Weak};
 use crate::transport::Transport;
-
-/// Bytes read from the stream per fill of the read buffer; also its initial capacity.
-pub(crate) const READ_CHUNK: usize = 4096;
 
 /// Read buffers of connections that ended, reused by new ones, as Go pools its `bufio.Reader`s:
 /// serving a connection then costs no read-buffer allocation, and a hijacked connection keeps
@@ -40,7 +38,7 @@ pub(crate) const READ_CHUNK: usize = 4096;
 pub(crate) mod read_buffers {
     use bytes::BytesMut;
 
-    use super::READ_CHUNK;
+    use crate::limits::READ_SIZE;
 
     /// Idle buffers kept at most: 256 KiB.
     #[cfg_attr(loom, allow(dead_code))]
@@ -52,19 +50,19 @@ pub(crate) mod read_buffers {
     #[cfg(not(loom))]
     static FREE: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
 
-    /// An empty read buffer of [`READ_CHUNK`] bytes' capacity.
+    /// An empty read buffer of [`READ_SIZE`] bytes' capacity.
     pub(crate) fn take() -> BytesMut {
         #[cfg(not(loom))]
         if let Some(buf) = FREE.lock().pop() {
             return buf;
         }
-        BytesMut::with_capacity(READ_CHUNK)
+        BytesMut::with_capacity(READ_SIZE)
     }
 
     /// Heap bytes held by idle buffers: leak checks count them as the pool's, not a leak.
     pub(crate) fn idle_bytes() -> usize {
         #[cfg(not(loom))]
-        return FREE.lock().len() * READ_CHUNK;
+        return FREE.lock().len() * READ_SIZE;
         #[cfg(loom)]
         0
     }
@@ -75,9 +73,9 @@ pub(crate) mod read_buffers {
     pub(crate) fn give_back(mut buf: BytesMut) {
         buf.clear();
         // Reclaims the room `advance` left before the start; allocates nothing.
-        buf.reserve(READ_CHUNK);
-        if buf.capacity() != READ_CHUNK {
-            buf = BytesMut::with_capacity(READ_CHUNK);
+        buf.reserve(READ_SIZE);
+        if buf.capacity() != READ_SIZE {
+            buf = BytesMut::with_capacity(READ_SIZE);
         }
         #[cfg(not(loom))]
         {
@@ -228,10 +226,10 @@ impl<T: Transport> Conn<T> {
         let guard = self.transport.read();
         let t = guard.as_ref().ok_or_else(hijacked_error)?;
         let len = side.buf.len();
-        // Every read asks for READ_CHUNK bytes (SPEC.md#parts, `ReadSide`): how far the server
+        // Every read asks for READ_SIZE bytes (SPEC.md#parts, `ReadSide`): how far the server
         // reads ahead decides which bytes are buffered at a hijack, so it must not depend on
         // the buffer's capacity. `resize` reuses the space `advance` left before the start.
-        side.buf.resize(len + READ_CHUNK, 0);
+        side.buf.resize(len + READ_SIZE, 0);
         let result = self.reader.read(t, &mut side.buf[len..]);
         side.buf.truncate(len + *result.as_ref().unwrap_or(&0));
         result

@@ -14,13 +14,8 @@ use bytes::{BufMut, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 
 use crate::expect::Continue;
+use crate::limits::{BODY_HOLD, WRITE_BUFFER};
 use crate::parse::Verdict;
-
-/// The connection's write buffer: wire bytes are written to the stream past this size.
-pub(crate) const WRITE_BUF: usize = 4096;
-/// Body bytes held back before the response head is committed, so that a short response
-/// gets a Content-Length (Go's `bufferBeforeChunkingSize`).
-pub(crate) const BODY_HOLD: usize = 2048;
 
 /// The response being written: its framing once the head is committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,6 +307,6 @@ impl WriteSide {
         } else if !self.is_head {
             self.frame(data);
         }
-        Ok(self.buf.len() >= WRITE_BUF)
+        Ok(self.buf.len() >= WRITE_BUFFER)
     }
 }

@@ -14,7 +14,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
 use crate::conn::{Conn, hijacked_error};
-use crate::encode::WRITE_BUF;
+use crate::limits::WRITE_BUFFER;
 use crate::state::ConnEvent;
 #[cfg(hijack_mutant = "keep_conn_after_exit")]
 use crate::sync::Arc;
@@ -97,7 +97,7 @@ impl<T: Transport> Conn<T> {
         //# The handed-over write buffer MUST be the connection's own write buffer, emptied,
         //# not a new allocation.
         let mut write_buf = if cfg!(hijack_mutant = "fresh_write_buffer") {
-            BytesMut::with_capacity(WRITE_BUF)
+            BytesMut::with_capacity(WRITE_BUFFER)
         } else {
             std::mem::take(&mut w.buf)
         };
@@ -150,7 +150,7 @@ impl<S: Read> Read for Handover<S> {
 
 impl<S: Write> Write for Handover<S> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = self.write_buf.capacity().max(WRITE_BUF);
+        let room = self.write_buf.capacity().max(WRITE_BUFFER);
         if self.write_buf.len() + data.len() > room {
             self.flush()?;
         }

@@ -55,6 +55,7 @@ mod encode;
 mod expect;
 mod handler;
 mod handover;
+pub mod limits;
 pub mod parse;
 pub mod pipe;
 mod request;

@@ -580,18 +580,15 @@ impl Driver {
         fired: impl Fn() -> Option<Fired>,
     ) {
         match expected {
-            Some(reason) => {
-                if !wait_until(|| fired().is_some()) || fired() != Some(reason) {
-                    self.fail(format!(
-                        "the {what} is {:?}, the model expects {reason:?}",
-                        fired()
-                    ));
-                }
-            }
+            Some(reason) if !wait_until(|| fired().is_some()) || fired() != Some(reason) => self
+                .fail(format!(
+                    "the {what} is {:?}, the model expects {reason:?}",
+                    fired()
+                )),
             None if now.is_some() => self.fail(format!(
                 "the {what} fired ({now:?}); the model expects it not to"
             )),
-            None => {}
+            Some(_) | None => {}
         }
     }
 

@@ -15,15 +15,10 @@
 use std::collections::VecDeque;
 
 use bytes::BytesMut;
+use hijack::limits::{BODY_HOLD, READ_SIZE, WRITE_BUFFER};
 use hijack::parse::{BodyDecoder, BodyKind, Decoded, RequestHead, Verdict, parse_head};
 use hijack::{ConnState, Fired};
 use http::{Method, Version};
-
-/// The server's read size, write buffer and response hold (SPEC.md#parts,
-/// SPEC.md#serving-loop).
-const READ_CHUNK: usize = 4096;
-const WRITE_BUF: usize = 4096;
-const BODY_HOLD: usize = 2048;
 
 /// The discard limit, from the public configuration the run serves with.
 fn max_discard() -> u64 {
@@ -344,7 +339,7 @@ impl Model {
             return Fill::Error;
         }
         if !self.pipe.is_empty() {
-            let n = self.pipe.len().min(READ_CHUNK);
+            let n = self.pipe.len().min(READ_SIZE);
             self.buf.extend(self.pipe.drain(..n));
             return Fill::Filled;
         }
@@ -658,7 +653,7 @@ impl Model {
         } else if !is_head {
             Self::frame(r, data, is_head);
         }
-        if r.buffered >= WRITE_BUF {
+        if r.buffered >= WRITE_BUFFER {
             return Self::flush_wire(req, reset);
         }
         true

@@ -503,7 +503,7 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
             && body_allowed
             && resp.status == 200
             && let Some(read) = &call.body
-            && read.len() <= 2048
+            && read.len() <= hijack::limits::BODY_HOLD
             && resp.framing != Framing::Length(read.len() as u64)
         {
             return Err(format!(
