@@ -20,13 +20,12 @@ mod prop_support;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use bytes::BytesMut;
 use hijack::parse::{BodyDecoder, BodyKind, Decoded};
-use hijack::pipe::{PipeEnd, pipe};
-use hijack::transport::{BackgroundRead, Transport};
+use hijack::pipe::pipe;
 use hijack::{Request, ResponseWriter, ServerConfig};
+use hijack_testkit::tap::{Cuts, TappedPipe};
 use http::StatusCode;
 use prop_support::{config, parse_response};
 use proptest::prelude::*;
@@ -913,60 +912,6 @@ fn case_strategy() -> impl Strategy<Value = FramingCase> {
 // The implementation, fed at split points
 // =======================================================================================
 
-/// The pipe's server end, never returning bytes across a split point.
-struct SplitPipe {
-    inner: PipeEnd,
-    total: usize,
-    /// Split points, ascending.
-    points: Vec<usize>,
-    one_byte: bool,
-}
-
-impl Transport for SplitPipe {
-    type Stream = PipeEnd;
-
-    fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let at = self.total - self.inner.unread_len();
-        let limit = if self.one_byte {
-            1
-        } else {
-            let next = self
-                .points
-                .iter()
-                .copied()
-                .find(|&p| p > at)
-                .unwrap_or(self.total);
-            (next - at).max(1)
-        };
-        let n = buf.len().min(limit);
-        Transport::read(&self.inner, &mut buf[..n])
-    }
-    fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
-        Transport::write(&self.inner, buf)
-    }
-    fn set_read_deadline(&self, deadline: Option<Instant>) -> std::io::Result<()> {
-        self.inner.set_read_deadline(deadline)
-    }
-    fn set_write_deadline(&self, deadline: Option<Instant>) -> std::io::Result<()> {
-        self.inner.set_write_deadline(deadline)
-    }
-    fn start_background_read(&self, done: BackgroundRead) {
-        self.inner.start_background_read(done)
-    }
-    fn interrupt_background_read(&self) {
-        self.inner.interrupt_background_read()
-    }
-    fn close(&self) {
-        self.inner.close()
-    }
-    fn shutdown(&self) {
-        self.inner.shutdown()
-    }
-    fn into_stream(self) -> std::io::Result<PipeEnd> {
-        Ok(self.inner)
-    }
-}
-
 fn seen(req: &mut Request<'_>) -> Seen {
     let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in req.headers() {
@@ -1000,16 +945,18 @@ fn serve(stream: &[u8], split: &Split) -> Result<Served, TestCaseError> {
         _ => Vec::new(),
     };
     points.sort_unstable();
-    let transport = SplitPipe {
-        inner: server,
-        total: stream.len(),
-        points,
-        one_byte: matches!(split, Split::OneByte),
+    let cuts = match split {
+        Split::OneByte => Cuts::OneByte,
+        _ => Cuts::At {
+            points,
+            total: stream.len(),
+        },
     };
+    let transport = TappedPipe::new(server, cuts);
     let requests = Arc::new(Mutex::new(Vec::new()));
     let handler = {
         let requests = requests.clone();
-        move |mut req: Request<'_>, mut w: ResponseWriter<'_, SplitPipe>| {
+        move |mut req: Request<'_>, mut w: ResponseWriter<'_, TappedPipe>| {
             let seen = seen(&mut req);
             let ok = seen.body.is_some();
             requests.lock().unwrap().push(seen);

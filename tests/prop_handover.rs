@@ -20,15 +20,16 @@ mod prop_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hijack::pipe::{PipeEnd, pipe};
 use hijack::tcp::TcpConn;
-use hijack::transport::{BackgroundRead, Transport};
+use hijack::transport::Transport;
 use hijack::{Cancellation, CloseNotify, Fired, Request, ResponseWriter, Server, ServerConfig};
+use hijack_testkit::tap::{Cuts, TappedPipe};
 use hijack_testkit::wait_until;
 use http::{HeaderValue, StatusCode};
 use prop_support::{decode_chunk_frames, parse_head, pattern};
@@ -697,47 +698,6 @@ fn check_outcome(case: &Case, expected: &Expected, o: &Outcome) -> Result<(), Te
 // In-memory transport
 // ---------------------------------------------------------------------------------------
 
-/// The pipe's server end, counting the bytes the server's foreground reads took, so the test
-/// knows exactly when a background read caught its byte.
-struct CountingPipe {
-    inner: PipeEnd,
-    foreground: Arc<AtomicUsize>,
-}
-
-impl Transport for CountingPipe {
-    type Stream = PipeEnd;
-
-    fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = Transport::read(&self.inner, buf)?;
-        self.foreground.fetch_add(n, Ordering::SeqCst);
-        Ok(n)
-    }
-    fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
-        Transport::write(&self.inner, buf)
-    }
-    fn set_read_deadline(&self, deadline: Option<Instant>) -> std::io::Result<()> {
-        self.inner.set_read_deadline(deadline)
-    }
-    fn set_write_deadline(&self, deadline: Option<Instant>) -> std::io::Result<()> {
-        self.inner.set_write_deadline(deadline)
-    }
-    fn start_background_read(&self, done: BackgroundRead) {
-        self.inner.start_background_read(done)
-    }
-    fn interrupt_background_read(&self) {
-        self.inner.interrupt_background_read()
-    }
-    fn close(&self) {
-        self.inner.close()
-    }
-    fn shutdown(&self) {
-        self.inner.shutdown()
-    }
-    fn into_stream(self) -> std::io::Result<PipeEnd> {
-        Ok(self.inner)
-    }
-}
-
 fn run_pipe_case(case: &Case) -> Result<(), TestCaseError> {
     let expected = model(case);
     let (client, server_end) = pipe();
@@ -746,11 +706,8 @@ fn run_pipe_case(case: &Case) -> Result<(), TestCaseError> {
             .set_write_deadline(Some(Instant::now() + Duration::from_secs(3600)))
             .unwrap();
     }
-    let foreground = Arc::new(AtomicUsize::new(0));
-    let transport = CountingPipe {
-        inner: server_end,
-        foreground: foreground.clone(),
-    };
+    let transport = TappedPipe::new(server_end, Cuts::None);
+    let foreground = transport.foreground();
     let mut delivered = 0usize;
     let deliver = |moment: u8, delivered: &mut usize| {
         for (bytes, _) in expected.writes.iter().filter(|(_, m)| *m == moment) {
@@ -767,7 +724,7 @@ fn run_pipe_case(case: &Case) -> Result<(), TestCaseError> {
         go: Mutex::new(go_rx),
     };
     let plan = case.plan.clone();
-    let handler = move |req: Request<'_>, w: ResponseWriter<'_, CountingPipe>| {
+    let handler = move |req: Request<'_>, w: ResponseWriter<'_, TappedPipe>| {
         serve_plan(&plan, &gates, req, w, |s: &PipeEnd| {
             s.deadlines() == (None, None)
         });

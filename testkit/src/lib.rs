@@ -17,6 +17,7 @@ pub mod leaks;
 pub mod lifecycle;
 pub mod model;
 pub mod served;
+pub mod tap;
 pub mod wire;
 
 use std::sync::mpsc;

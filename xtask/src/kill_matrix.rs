@@ -420,12 +420,13 @@ mod tests {
             "--no-fail-fast",
             "-p",
             "hijack",
+            "-p",
+            "hijack-conform",
             "--lib"
         ])));
-        assert!(
-            args.windows(2).any(|w| w == ["--test", "handover"]),
-            "{args:?}"
-        );
+        for test in ["handover", "conform"] {
+            assert!(args.windows(2).any(|w| w == ["--test", test]), "{args:?}");
+        }
         assert!(!args.iter().any(|a| a.starts_with("prop_")), "{args:?}");
         let prop = test_command(false, |t| t.starts_with("prop_"));
         assert!(

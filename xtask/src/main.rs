@@ -6,6 +6,7 @@
 mod duvet;
 mod fuzz;
 mod kill_matrix;
+mod layout;
 mod mutants;
 mod peers;
 mod proc;
