@@ -1,5 +1,5 @@
-//! The load client of bench/run, and our server for the close-notify measure. The same client
-//! drives our server and Go's, so the figures compare (bench/README.md).
+//! The load client of benches/run, and our server for the close-notify measure. The same client
+//! drives our server and Go's, so the figures compare (benches/README.md).
 //!
 //! ```text
 //! load serve ADDR        our server: /cn/{id}?port=P as below, everything else hijack's demo
@@ -14,7 +14,7 @@
 //! ```
 //!
 //! `/cn/{id}?port=P`: the handler flushes a 200 head, waits for close-notify, then sends "{id}"
-//! in one UDP datagram to 127.0.0.1:P. Both servers do exactly this (bench/go/main.go), so the
+//! in one UDP datagram to 127.0.0.1:P. Both servers do exactly this (benches/go/main.go), so the
 //! figure is the client's close to the handler noticing, plus one loopback datagram, timed on
 //! the client's monotonic clock with microsecond resolution.
 //! (`cargo bench` runs this with no arguments: it prints its usage and exits.)

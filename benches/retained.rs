@@ -5,7 +5,7 @@
 //! the connections. The clients are in this process, as in Go's reference figure (a std
 //! `TcpStream` owns no heap memory, so the client side adds nothing here; the figure is the
 //! server's). A first round, released before measuring, warms up the server's registry and
-//! read-buffer pool, as `bench/go retained` does for Go's.
+//! read-buffer pool, as `benches/go retained` does for Go's.
 //!
 //! Run: `cargo bench --bench retained [-- N]` (default 2,000). Prints
 //! `retained N BYTES_PER_CONN HANDED_OVER_BYTES_PER_CONN`.

@@ -1,4 +1,4 @@
-// Command hijack-bench-go is the Go side of bench/run: the same measures as our benches, on the
+// Command hijack-bench-go is the Go side of benches/run: the same measures as our benches, on the
 // standard library's net/http server, built once per Go version. Standard library only.
 //
 //	hijack-bench-go serve ADDR          serve /echo, /cn/{id}?port=P and / (keep-alive GET)
