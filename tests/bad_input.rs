@@ -59,16 +59,7 @@ fn send(client: &PipeEnd, bytes: &[u8], feed: Feed) {
 
 /// The rejection of SPEC.md#bad-input, built from its template.
 fn rejection(status: StatusCode, reason_text: &str) -> Vec<u8> {
-    let phrase = status.canonical_reason().unwrap();
-    let body = format!("{} {}: {}", status.as_u16(), phrase, reason_text);
-    format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        status.as_u16(),
-        phrase,
-        body.len(),
-        body
-    )
-    .into_bytes()
+    hijack_testkit::wire::rejection_with(status, reason_text)
 }
 
 /// The requirement of SPEC.md#bad-input a malformed head falls under.

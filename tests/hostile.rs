@@ -81,20 +81,7 @@ impl Client for TcpClient {
 /// Waits (bounded) until the server has read everything the client wrote; false if it
 /// stopped reading. A closed server end drops unread bytes, so a close also ends the wait.
 fn wait_drained(client: &PipeEnd) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut spins = 0u32;
-    while client.peer_unread_len() > 0 {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        spins += 1;
-        if spins < 200 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
-    true
+    hijack_testkit::poll_until(hijack_testkit::GUARD, || client.peer_unread_len() == 0)
 }
 
 /// Sends `bytes` as `feed` says; stops early once the server closed the connection.
