@@ -3,6 +3,8 @@
 //! in scripts/ are one-line wrappers, and peers/build, peers/start and scripts/install-go stay
 //! small shell launchers. Run with the working directory at the repository root.
 
+#![forbid(unsafe_code)]
+
 mod duvet;
 mod fuzz;
 mod kill_matrix;

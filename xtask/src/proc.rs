@@ -2,6 +2,7 @@
 //! limit, output copied to a log as it arrives, stopping a process tree by its pids. Owns no
 //! task's logic.
 
+use rustix::process::{Pid, Signal, kill_process};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -85,7 +86,7 @@ pub fn run_captured(cmd: &mut Command, limit: Duration) -> io::Result<Captured> 
             break Some(status);
         }
         if Instant::now() >= deadline {
-            kill_tree(child.id(), libc::SIGKILL);
+            kill_tree(child.id(), Signal::KILL);
             let _ = child.wait();
             break None;
         }
@@ -161,11 +162,11 @@ pub fn run_tee(cmd: &mut Command, log: &Path) -> io::Result<bool> {
 }
 
 /// Sends `signal` to `pid` and every process below it (read from /proc), parents first.
-pub fn kill_tree(pid: u32, signal: i32) {
+pub fn kill_tree(pid: u32, signal: Signal) {
     for p in tree(pid) {
-        // SAFETY: kill(2) with a pid of a process we started or one of its descendants.
-        unsafe {
-            libc::kill(p as libc::pid_t, signal);
+        if let Some(p) = Pid::from_raw(p as i32) {
+            // A process that is already gone is fine.
+            let _ = kill_process(p, signal);
         }
     }
 }
@@ -219,9 +220,9 @@ impl Stoppable {
         let Some(mut child) = self.0.take() else {
             return;
         };
-        // SAFETY: kill(2) with the pid of our own child, not yet reaped.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        // Our own child, not yet reaped.
+        if let Some(pid) = Pid::from_raw(child.id() as i32) {
+            let _ = kill_process(pid, Signal::TERM);
         }
         for _ in 0..50 {
             if matches!(child.try_wait(), Ok(Some(_))) {

@@ -4,6 +4,7 @@
 //! otherwise). Raises the open-files limit for the run: two descriptors per held connection
 //! (client and server end, both in the one process), plus slack.
 
+use rustix::process::{Resource, getrlimit, setrlimit};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -31,30 +32,19 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
 
-    let need = held * 2 + 1024;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit of this process.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            eprintln!("soak: getrlimit: {}", std::io::Error::last_os_error());
+    // Two descriptors per held connection (client and server end, both in one process), plus
+    // slack.
+    let need = held as u64 * 2 + 1024;
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|soft| soft < need) {
+        if let Some(hard) = limit.maximum.filter(|&hard| hard < need) {
+            eprintln!("soak: the open-files hard limit ({hard}) is below the {need} needed");
             return 1;
         }
-        if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < need {
-            if limit.rlim_max != libc::RLIM_INFINITY && limit.rlim_max < need {
-                eprintln!(
-                    "soak: the open-files hard limit ({}) is below the {need} needed",
-                    limit.rlim_max
-                );
-                return 1;
-            }
-            limit.rlim_cur = need;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                eprintln!("soak: setrlimit: {}", std::io::Error::last_os_error());
-                return 1;
-            }
+        limit.current = Some(need);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            eprintln!("soak: setrlimit: {e}");
+            return 1;
         }
     }
 
