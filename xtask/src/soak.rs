@@ -34,7 +34,7 @@ pub fn main(args: &[String]) -> i32 {
 
     // Two descriptors per held connection (client and server end, both in one process), plus
     // slack.
-    let need = held as u64 * 2 + 1024;
+    let need = held * 2 + 1024;
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current.is_some_and(|soft| soft < need) {
         if let Some(hard) = limit.maximum.filter(|&hard| hard < need) {
