@@ -866,14 +866,7 @@ fn check_wire(model: &Model, wire: &[u8]) -> Result<(), String> {
             }
         }
     }
-    if w != wire.len() {
-        return Err(format!(
-            "{} bytes after the last response: {:?}",
-            wire.len() - w,
-            show(&wire[w..])
-        ));
-    }
-    Ok(())
+    wire::expect_end(wire, w)
 }
 
 fn check_head(i: usize, head: &HeadInfo, resp: &wire::Response) -> Result<(), String> {

@@ -282,6 +282,19 @@ pub fn rejection_with(status: http::StatusCode, reason: &str) -> Vec<u8> {
 /// The interim response the server sends for `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// Whether the wire ends at `w`, where the last expected response ended: bytes after it
+/// are an answer nobody asked for.
+pub fn expect_end(wire: &[u8], w: usize) -> Result<(), String> {
+    if w != wire.len() {
+        return Err(format!(
+            "{} bytes after the last response: {:?}",
+            wire.len() - w,
+            show(&wire[w..])
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes for a failure message: lossy text, cut at 300 bytes.
 pub fn show(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(300)];

@@ -24,6 +24,21 @@ pub const USAGE: &str = "usage: cargo xtask kill-matrix [--suite NAME ...] [--mu
   --suite: loom, tests, proptest (default: all three, in that order)
   --mutant: a seeded bug of xtask/src/mutants.rs (default: all)";
 
+/// `cargo` arguments of the loom models (with RUSTFLAGS="--cfg loom"; model/README.md).
+pub const LOOM_ARGS: &[&str] = &[
+    "test",
+    "-p",
+    CORE_PACKAGE,
+    "--release",
+    "--target-dir",
+    "target/loom",
+    "--no-fail-fast",
+    "--test",
+    "loom_handover",
+    "--test",
+    "loom_close_notify",
+];
+
 /// The suites, in their default order.
 pub const SUITES: &[&str] = &["loom", "tests", "proptest"];
 
@@ -79,19 +94,7 @@ fn test_command(lib: bool, keep: impl Fn(&str) -> bool) -> Vec<String> {
 fn suite(name: &str, mutant: Option<&Mutant>) -> Suite {
     match name {
         "loom" => Suite {
-            args: strings(&[
-                "test",
-                "-p",
-                CORE_PACKAGE,
-                "--release",
-                "--target-dir",
-                "target/loom",
-                "--no-fail-fast",
-                "--test",
-                "loom_handover",
-                "--test",
-                "loom_close_notify",
-            ]),
+            args: strings(LOOM_ARGS),
             env: vec![("RUSTFLAGS", "--cfg loom"), ("LOOM_MAX_PREEMPTIONS", "3")],
             limit: Duration::from_secs(600),
         },

@@ -14,7 +14,7 @@
 //!
 //! and closes with one line counting the tests that ran. Logs: target/test-all/.
 
-use crate::kill_matrix::CORE_PACKAGE;
+use crate::kill_matrix::LOOM_ARGS;
 use crate::proc;
 use std::ffi::OsString;
 use std::path::Path;
@@ -115,19 +115,7 @@ pub fn main(args: &[String]) -> i32 {
         ],
     );
     steps.cargo("cargo-test", &["test", "--workspace", "--no-fail-fast"]);
-    let loom = [
-        "test",
-        "-p",
-        CORE_PACKAGE,
-        "--release",
-        "--target-dir",
-        "target/loom",
-        "--no-fail-fast",
-        "--test",
-        "loom_handover",
-        "--test",
-        "loom_close_notify",
-    ];
+    let loom = LOOM_ARGS;
     let mut cmd = Command::new("cargo");
     cmd.args(loom)
         .env("RUSTFLAGS", "--cfg loom")

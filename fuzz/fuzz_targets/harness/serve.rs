@@ -28,7 +28,7 @@ use hijack::{
 use http::{HeaderValue, Method, StatusCode, Version, header};
 
 use crate::head::{BodyEnd, decode_body};
-use crate::wire::{CONTINUE, Framing, is_rejection, read_response, rejection, show};
+use crate::wire::{CONTINUE, Framing, expect_end, is_rejection, read_response, rejection, show};
 use crate::{alloc, guard};
 
 /// At most this many client writes per input (the rest goes in the last one).
@@ -587,13 +587,3 @@ fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
     }
 }
 
-fn expect_end(wire: &[u8], w: usize) -> Result<(), String> {
-    if w != wire.len() {
-        return Err(format!(
-            "{} bytes after the last response: {:?}",
-            wire.len() - w,
-            show(&wire[w..])
-        ));
-    }
-    Ok(())
-}
