@@ -1,6 +1,6 @@
 //! `cargo xtask <command>`: the project's tooling, one Rust entry point (the xtask convention;
 //! the alias is in .cargo/config.toml). Each command is the one place of its logic; the files
-//! in scripts/ are one-line wrappers, and peers/build, peers/start and scripts/install-go stay
+//! in scripts/ and benches/run are one-line wrappers, and peers/build, peers/start and scripts/install-go stay
 //! small shell launchers. Run with the working directory at the repository root.
 
 #![forbid(unsafe_code)]
