@@ -1,10 +1,11 @@
 //! `cargo xtask <command>`: the project's tooling, one Rust entry point (the xtask convention;
 //! the alias is in .cargo/config.toml). Each command is the one place of its logic; the files
-//! in scripts/ are one-line wrappers, and peers/build, peers/start and scripts/install-go stay
+//! in scripts/ and benches/run are one-line wrappers, and peers/build, peers/start and scripts/install-go stay
 //! small shell launchers. Run with the working directory at the repository root.
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod duvet;
 mod fuzz;
 mod kill_matrix;
@@ -25,7 +26,8 @@ commands:
   fuzz-mutants    the fuzz column of the kill matrix [--mutant M]... [--target T]... [--seconds N] [--no-readme]
   duvet-check     SPEC.md's MUSTs against the tests that cite them [-v]
   conform-peers   the conformance suite against the reference server and the peers [NAME...]
-  soak            the bounded soak [--full]";
+  soak            the bounded soak [--full]
+  bench           ours against Go 1.24.11 and 1.27.3, one table (BENCH_QUICK=1: shorter); target/bench/";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         "duvet-check" => duvet::main(&rest),
         "conform-peers" => peers::main(&rest),
         "soak" => soak::main(&rest),
+        "bench" => bench::main(&rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             0

@@ -256,10 +256,25 @@ pub fn whole_secs(start: Instant) -> u64 {
 
 /// Today's date in UTC, `YYYY-MM-DD`.
 pub fn utc_date() -> String {
-    let secs = std::time::SystemTime::now()
+    civil_date(unix_secs())
+}
+
+/// Now in UTC to the minute, `YYYY-MM-DD HH:MM` (`date -u '+%Y-%m-%d %H:%M'`).
+pub fn utc_date_time() -> String {
+    let secs = unix_secs();
+    let minute = secs % 86_400 / 60;
+    format!("{} {:02}:{:02}", civil_date(secs), minute / 60, minute % 60)
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// The UTC date of `secs` since the epoch, `YYYY-MM-DD`.
+fn civil_date(secs: u64) -> String {
     // Days to civil date (Howard Hinnant's algorithm).
     let z = (secs / 86_400) as i64 + 719_468;
     let era = z.div_euclid(146_097);
