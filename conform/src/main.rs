@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -83,8 +83,7 @@ struct ConformArgs {
     /// Write the JUnit XML report to FILE (checked writable before the run) [default: none].
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Longest wait of one step of a case: a number with unit s or ms (a bare number is
-    /// seconds), e.g. 5s or 800ms.
+    /// Longest wait of one step of a case: a number with its unit, s or ms, e.g. 5s or 800ms.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
     /// Connections the memory case holds.
@@ -105,11 +104,13 @@ struct ConformArgs {
     hostile: Option<PathBuf>,
 }
 
+/// `5s`, `800ms`, `1.5s`: a number and its unit; a bare number is refused (is `5` seconds or
+/// milliseconds?).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
+    let Some(i) = s.find(|c: char| !c.is_ascii_digit() && c != '.') else {
+        return Err(format!("{s:?} has no unit: write {s}s or {s}ms"));
     };
+    let (number, unit) = s.split_at(i);
     let n: f64 = number.parse().map_err(|_| format!("bad duration {s:?}"))?;
     let secs = match unit {
         "s" => n,
@@ -265,6 +266,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in a redirected log.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Serve { addr } => {
@@ -296,7 +299,13 @@ mod tests {
     #[test]
     fn parses_durations() {
         assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        let bare = parse_duration("2").unwrap_err();
+        assert!(
+            bare.contains("no unit") && bare.contains("2s or 2ms"),
+            "{bare}"
+        );
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5m").is_err());
     }

@@ -109,6 +109,14 @@ fn read_head_status(stream: &mut TcpStream, deadline: Instant) -> Result<u16, St
         match stream.read(&mut head[len..]) {
             Ok(0) => return Err("closed before a response head".into()),
             Ok(n) => len += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err("no response head before the timeout".into());
+            }
             Err(e) => return Err(format!("read: {e}")),
         }
     }

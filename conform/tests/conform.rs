@@ -587,3 +587,44 @@ fn help_documents_every_default() {
         assert!(help.contains(default), "no {default:?} in\n{help}");
     }
 }
+
+#[test]
+fn a_duration_without_a_unit_is_refused_before_anything_runs() {
+    let out = conform(&["--timeout", "5", "--list"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no unit: write 5s or 5ms"), "{stderr}");
+}
+
+#[test]
+fn a_redirected_server_log_carries_no_colour_codes() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One request, so the server logs something, then stop it.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_string();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = text(&out.stderr);
+    assert!(!log.is_empty(), "the server logged nothing");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a redirected log: {log:?}"
+    );
+}
