@@ -148,8 +148,9 @@ fn read_response(client: &mut dyn Client, pending: &mut Vec<u8>, wait: Duration)
         }
     };
     loop {
-        match wire::parse_head(pending) {
+        let r = match wire::parse_response(pending, false) {
             Err(e) => return Read::Malformed(e),
+            Ok(Some(r)) => r,
             Ok(None) => match fill(pending) {
                 None => continue,
                 Some(Read::End) if !pending.is_empty() => {
@@ -160,11 +161,6 @@ fn read_response(client: &mut dyn Client, pending: &mut Vec<u8>, wait: Duration)
                 }
                 Some(end) => return end,
             },
-            Ok(Some(_)) => {}
-        }
-        let r = match wire::read_response(pending, false) {
-            Ok(r) => r,
-            Err(e) => return Read::Malformed(e),
         };
         if r.framing == wire::Framing::CloseDelimited {
             // Delimited by the close.

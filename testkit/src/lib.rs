@@ -129,13 +129,7 @@ pub fn read_response(
     let mut chunk = [0u8; 8192];
     let mut ended = false;
     loop {
-        let parsed = match wire::parse_head(pending) {
-            Err(e) => panic!("{e}"),
-            Ok(None) => None,
-            Ok(Some(_)) => {
-                Some(wire::read_response(pending, head_request).unwrap_or_else(|e| panic!("{e}")))
-            }
-        };
+        let parsed = wire::parse_response(pending, head_request).unwrap_or_else(|e| panic!("{e}"));
         match parsed {
             Some(r) if r.complete && (r.framing != wire::Framing::CloseDelimited || ended) => {
                 pending.drain(..r.len);

@@ -65,10 +65,20 @@ impl Response {
 }
 
 /// Reads one response from the front of `wire`. `head_request`: it answers a HEAD request.
+/// A wire that ends inside the head is an error.
 pub fn read_response(wire: &[u8], head_request: bool) -> Result<Response, String> {
-    let mut resp = read_head(wire)?;
+    parse_response(wire, head_request)?
+        .ok_or_else(|| format!("the wire ends inside a response head: {:?}", show(wire)))
+}
+
+/// Reads one response from the front of `wire`, `None` while its head is incomplete (a body
+/// that is not complete yet says so in [`Response::complete`]).
+pub fn parse_response(wire: &[u8], head_request: bool) -> Result<Option<Response>, String> {
+    let Some(mut resp) = parse_head(wire)? else {
+        return Ok(None);
+    };
     read_body(wire, head_request, &mut resp)?;
-    Ok(resp)
+    Ok(Some(resp))
 }
 
 /// Reads one response head from the front of `wire`; its body is not looked at (`len` is the
