@@ -26,6 +26,7 @@ fn case(name: &str, level: Level, spec: &str, description: &str) -> Case {
         level,
         spec: spec.into(),
         description: description.into(),
+        cite: String::new(),
         needs: vec![],
         steps: vec![Step::Connect { conn: 0 }],
     })
@@ -73,9 +74,11 @@ impl Case {
             close,
             close_level: None,
             max_responses: None,
+            follow_up: false,
         })
     }
-    /// Responses as listed, and never more than `max` (more would answer a hidden request).
+    /// Responses as listed, and never more than `max` (more would answer a hidden request),
+    /// then the follow-up that tells a close from a kept connection.
     fn expect_at_most(
         self,
         responses: Option<Vec<ResponseExpect>>,
@@ -88,6 +91,7 @@ impl Case {
             close,
             close_level: None,
             max_responses: Some(max),
+            follow_up: true,
         })
     }
     /// Holds the close check of the last `expect_responses` step at `level`.
@@ -292,6 +296,7 @@ fn close_notify_cases() -> Vec<Case> {
             close: true,
             close_level: None,
             max_responses: Some(2),
+            follow_up: false,
         }),
         cn(
             "close-notify/not-after-handler-returned",

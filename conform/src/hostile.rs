@@ -121,6 +121,7 @@ impl HostileCase {
             level: self.level,
             spec: "SPEC.md#bad-input".into(),
             description: self.note.clone(),
+            cite: String::new(),
             needs: vec![],
             steps: vec![
                 Step::Connect { conn: 0 },
@@ -142,6 +143,7 @@ impl HostileCase {
                     close: self.close,
                     close_level: self.close_level,
                     max_responses: Some(self.statuses.len()),
+                    follow_up: true,
                 },
             ],
         }

@@ -19,12 +19,15 @@ pub const NAME: &str = "memory/retained-per-hijack";
 /// Where its requirement lives.
 pub const SPEC: &str = "SPEC.md#release";
 
+/// The sentence the case checks (a SHOULD-level figure: it measures, it does not prove).
+pub const CITE: &str = "SPEC.md#release: \"After a hijacking handler returned, the server's connection state MUST NOT stay reachable from the handover parts.\"";
+
 /// Bytes per held connection above which the case is NON-STRICT: a stream plus the 4 KiB
 /// read and 4 KiB write buffers a hijacker keeps come to about 9 KiB.
 pub const THRESHOLD: u64 = 12 << 10;
 
 /// What the case measured.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Figures {
     /// Connections held.
     pub connections: usize,

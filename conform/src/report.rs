@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::memory::Figures;
 use crate::runner::{Miss, Verdict};
@@ -13,7 +13,7 @@ use crate::vector::Level;
 use crate::wire::WireEntry;
 
 /// The result of one case.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct CaseResult {
     /// `group/name`.
     pub name: String,
@@ -25,6 +25,9 @@ pub struct CaseResult {
     pub spec: String,
     /// What it checks.
     pub description: String,
+    /// The sentence that sets its level, quoted with its section.
+    #[serde(default)]
+    pub cite: String,
     /// The verdict.
     pub verdict: Verdict,
     /// How long it ran, in milliseconds.
@@ -39,22 +42,24 @@ pub struct CaseResult {
 }
 
 /// The whole run.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct RunReport {
     /// The server tested (`in-process reference` or its URL).
     pub target: String,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: u64,
     /// Cases per verdict.
-    pub totals: BTreeMap<&'static str, usize>,
+    pub totals: BTreeMap<String, usize>,
     /// Every case, in list order.
     pub cases: Vec<CaseResult>,
 }
 
-const VERDICTS: [Verdict; 4] = [
+/// Every verdict, in the order the tables show them.
+pub const VERDICTS: [Verdict; 5] = [
     Verdict::Pass,
     Verdict::Fail,
     Verdict::NonStrict,
+    Verdict::Inconclusive,
     Verdict::Unsupported,
 ];
 
@@ -63,7 +68,7 @@ impl RunReport {
     pub fn new(target: String, duration: Duration, cases: Vec<CaseResult>) -> RunReport {
         let mut totals = BTreeMap::new();
         for v in VERDICTS {
-            totals.insert(v.label(), cases.iter().filter(|c| c.verdict == v).count());
+            totals.insert(v.label().to_string(), cases.iter().filter(|c| c.verdict == v).count());
         }
         RunReport {
             target,
@@ -77,7 +82,10 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         for c in &self.cases {
-            if !matches!(c.verdict, Verdict::Fail | Verdict::NonStrict) {
+            if !matches!(
+                c.verdict,
+                Verdict::Fail | Verdict::NonStrict | Verdict::Inconclusive
+            ) {
                 continue;
             }
             out.push_str(&format!(
@@ -110,17 +118,18 @@ impl RunReport {
             }
         }
         out.push_str(&format!(
-            "\n{:<14} {:>5} {:>5} {:>11} {:>12} {:>6}\n",
-            "group", "PASS", "FAIL", "NON-STRICT", "UNSUPPORTED", "total"
+            "\n{:<14} {:>5} {:>5} {:>11} {:>13} {:>12} {:>6}\n",
+            "group", "PASS", "FAIL", "NON-STRICT", "INCONCLUSIVE", "UNSUPPORTED", "total"
         ));
         let row = |name: &str, cases: Vec<&CaseResult>| {
             let n = |v: Verdict| cases.iter().filter(|c| c.verdict == v).count();
             format!(
-                "{:<14} {:>5} {:>5} {:>11} {:>12} {:>6}\n",
+                "{:<14} {:>5} {:>5} {:>11} {:>13} {:>12} {:>6}\n",
                 name,
                 n(Verdict::Pass),
                 n(Verdict::Fail),
                 n(Verdict::NonStrict),
+                n(Verdict::Inconclusive),
                 n(Verdict::Unsupported),
                 cases.len()
             )
@@ -155,7 +164,7 @@ impl RunReport {
     }
 
     /// The report as JUnit XML: a suite per group, a test case per case; FAIL is a failure,
-    /// UNSUPPORTED skipped, NON-STRICT a success with a `verdict` property and its misses in
+    /// UNSUPPORTED and INCONCLUSIVE skipped, NON-STRICT a success with a `verdict` property and its misses in
     /// system-out.
     pub fn junit(&self) -> Result<String, String> {
         let mut report = Report::new("hijack conform");
@@ -169,7 +178,7 @@ impl RunReport {
                     s.set_description(format!("{}\n{}", misses_text(&c.misses), render(&c.wire)));
                     s
                 }
-                Verdict::Unsupported => {
+                Verdict::Unsupported | Verdict::Inconclusive => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(misses_line(&c.misses));
                     s

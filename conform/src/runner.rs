@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::vector::{Level, ResponseExpect, Step, Vector, latin1_bytes};
 use crate::wire::{Client, Parsed, ReadEnd, Response, WireLog, escape, parse_response};
 
 /// The verdict of a case.
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     /// Every check held.
     #[serde(rename = "PASS")]
@@ -23,9 +23,14 @@ pub enum Verdict {
     /// Only SHOULD-level checks missed.
     #[serde(rename = "NON-STRICT")]
     NonStrict,
-    /// The server lacks an endpoint the case needs.
+    /// The server lacks an endpoint the case needs, or breaks the endpoint contract the
+    /// case relies on (the preflight says which rule).
     #[serde(rename = "UNSUPPORTED")]
     Unsupported,
+    /// Nothing decisive arrived within a step's time: no response, no close, no answer to
+    /// the follow-up. Never a PASS or a FAIL; a longer `--timeout` may decide it.
+    #[serde(rename = "INCONCLUSIVE")]
+    Inconclusive,
 }
 
 impl Verdict {
@@ -36,12 +41,13 @@ impl Verdict {
             Verdict::Fail => "FAIL",
             Verdict::NonStrict => "NON-STRICT",
             Verdict::Unsupported => "UNSUPPORTED",
+            Verdict::Inconclusive => "INCONCLUSIVE",
         }
     }
 }
 
 /// A check that did not hold.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Miss {
     /// Index of the step in the vector.
     pub step: usize,
@@ -191,6 +197,7 @@ impl Ctx {
                 close,
                 close_level,
                 max_responses,
+                follow_up: _,
             } => {
                 let Some(c) = self.conns.get_mut(conn) else {
                     return vec![no_conn(*conn)];

@@ -329,6 +329,7 @@ fn run_all(
             level: Level::Should,
             spec: memory::SPEC.into(),
             description: "live heap bytes a server retains per hijacked connection held with every part, through /stats (Go PR #70756)".into(),
+            cite: memory::CITE.into(),
             verdict: m.verdict,
             duration_ms: started.elapsed().as_millis() as u64,
             misses: if m.verdict == Verdict::Pass {
@@ -369,6 +370,7 @@ fn run_vector(
         level: v.level,
         spec: v.spec.clone(),
         description: v.description.clone(),
+        cite: v.cite.clone(),
         verdict: Verdict::Pass,
         duration_ms: 0,
         misses: vec![],

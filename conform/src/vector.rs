@@ -38,6 +38,10 @@ pub struct Vector {
     pub spec: String,
     /// What it checks, in a sentence.
     pub description: String,
+    /// The sentence that sets the case's level, quoted with its source and section
+    /// (`RFC 9112 §6.3: "…"` or `SPEC.md#hijack-handover: "…"`).
+    #[serde(default)]
+    pub cite: String,
     /// Endpoints the case needs; without one the case is UNSUPPORTED.
     #[serde(default)]
     pub needs: Vec<Endpoint>,
@@ -110,6 +114,12 @@ pub enum Step {
         /// to a request hidden in a body is smuggling).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_responses: Option<usize>,
+        /// After the responses, send a follow-up request (`GET /?follow-up=${RUN}`), half-close
+        /// and read to the end: the connection was closed if it ends unanswered, kept open if
+        /// the follow-up is answered, and a response to anything else answers bytes the client
+        /// sent as body or head (smuggling). Only on a connection's last step.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        follow_up: bool,
     },
     /// Read exactly these bytes (Latin-1, repeated) from `conn`, such as an echo.
     ExpectBytes {
@@ -147,6 +157,10 @@ pub struct ResponseExpect {
     /// field's comma-separated items (case-insensitive).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// Other statuses as good as `status`, where the RFC leaves the choice to the server:
+    /// `"413"` for one code, `"4xx"` for a class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept: Vec<String>,
 }
 
 impl ResponseExpect {
@@ -155,6 +169,25 @@ impl ResponseExpect {
         ResponseExpect {
             status,
             headers: Default::default(),
+            accept: Vec::new(),
+        }
+    }
+
+    /// Whether `status` is the expected one or one of `accept`.
+    pub fn allows(&self, status: u16) -> bool {
+        status == self.status
+            || self.accept.iter().any(|a| match a.as_bytes() {
+                [c, b'x', b'x'] => u16::from(c.wrapping_sub(b'0')) == status / 100,
+                _ => a.parse() == Ok(status),
+            })
+    }
+
+    /// `400`, or `400 (or 4xx)` when other statuses are accepted.
+    pub fn describe(&self) -> String {
+        if self.accept.is_empty() {
+            self.status.to_string()
+        } else {
+            format!("{} (or {})", self.status, self.accept.join(", "))
         }
     }
 }

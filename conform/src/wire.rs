@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// One line of a case's wire log.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug)]
 pub struct WireEntry {
     /// Milliseconds since the case started.
     pub t_ms: f64,
     /// Connection number (none for notes about the whole case).
     pub conn: Option<usize>,
     /// `send`, `recv` or `note`.
-    pub dir: &'static str,
+    pub dir: String,
     /// The bytes, escaped (see [`escape`]), or the note.
     pub data: String,
 }
@@ -47,7 +47,7 @@ impl WireLog {
             self.entries.push(WireEntry {
                 t_ms: self.ms(),
                 conn: None,
-                dir: "note",
+                dir: "note".into(),
                 data: "(log truncated)".into(),
             });
         }
@@ -58,7 +58,7 @@ impl WireLog {
         self.entries.push(WireEntry {
             t_ms,
             conn,
-            dir,
+            dir: dir.into(),
             data,
         });
     }
