@@ -108,9 +108,11 @@ impl Case {
             repeat,
         })
     }
-    /// Half-close, and the echo ends with the server's close.
-    fn end_echo(self) -> Case {
+    /// Half-close, then the echo to its end: exactly these bytes, then the server's close.
+    /// Reading after the half-close makes a lost byte decisive: the echo ends without it.
+    fn echoed_to_end(self, data: &str, repeat: Option<usize>) -> Case {
         self.step(Step::ShutdownWrite { conn: 0 })
+            .expect_bytes(data, repeat)
             .step(Step::ExpectClose { conn: 0 })
     }
     fn event(self, id: &str, close_notify: &str, within_ms: u64) -> Case {
@@ -152,8 +154,7 @@ fn handover() -> Vec<Case> {
         )
         .send(&format!("{ECHO}hello"))
         .expect(vec![upgraded()], false)
-        .expect_bytes("hello", None)
-        .end_echo(),
+        .echoed_to_end("hello", None),
         echo(
             "handover/background-byte",
             "bytes that arrive while the handler runs, after the head, are handed over in order (Go #15224, #18535)",
@@ -162,8 +163,7 @@ fn handover() -> Vec<Case> {
         .sleep(100)
         .send("ping")
         .expect(vec![upgraded()], false)
-        .expect_bytes("ping", None)
-        .end_echo(),
+        .echoed_to_end("ping", None),
         echo(
             "handover/one-byte-at-a-time",
             "the upgrade head and the first bytes of the new protocol written one byte per write are all handed over",
@@ -176,8 +176,7 @@ fn handover() -> Vec<Case> {
             pause_ms: Some(1),
         })
         .expect(vec![upgraded()], false)
-        .expect_bytes("hello", None)
-        .end_echo(),
+        .echoed_to_end("hello", None),
         echo(
             "handover/8k-after-head",
             "8 KiB sent with the upgrade head (more than one read buffer) come back exactly, in order",
@@ -185,8 +184,7 @@ fn handover() -> Vec<Case> {
         .send(ECHO)
         .send_repeat(PATTERN, Some(128))
         .expect(vec![upgraded()], false)
-        .expect_bytes(PATTERN, Some(128))
-        .end_echo(),
+        .echoed_to_end(PATTERN, Some(128)),
         echo(
             "handover/100k-after-head",
             "100 KiB sent right after the upgrade head come back exactly, in order",
@@ -194,8 +192,7 @@ fn handover() -> Vec<Case> {
         .send(ECHO)
         .send_repeat(PATTERN, Some(1600))
         .expect(vec![upgraded()], false)
-        .expect_bytes(PATTERN, Some(1600))
-        .end_echo(),
+        .echoed_to_end(PATTERN, Some(1600)),
         echo(
             "handover/full-body-100k",
             "an upgrade request with a 100 KiB Content-Length body: after the 101 the server discards the body, and the new protocol starts exactly after it (Go #61841, #27408)",
@@ -206,8 +203,7 @@ fn handover() -> Vec<Case> {
         .send_repeat(PATTERN, Some(1600))
         .send("after the body")
         .expect(vec![upgraded()], false)
-        .expect_bytes("after the body", None)
-        .end_echo(),
+        .echoed_to_end("after the body", None),
         echo(
             "handover/chunked-body-discarded",
             "an upgrade request with a chunked body: its terminating 0\\r\\n\\r\\n is not read as the new protocol (Go #61841)",
@@ -216,8 +212,7 @@ fn handover() -> Vec<Case> {
             "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nnew protocol"
         ))
         .expect(vec![upgraded()], false)
-        .expect_bytes("new protocol", None)
-        .end_echo(),
+        .echoed_to_end("new protocol", None),
         echo(
             "handover/body-then-pipelined-request",
             "an upgrade request with a Content-Length body and a second request in the same write: the body is discarded and the second request is the new protocol's first bytes (Go #27408, #20933)",
@@ -226,16 +221,14 @@ fn handover() -> Vec<Case> {
             "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n{HOST}\r\n"
         ))
         .expect(vec![upgraded()], false)
-        .expect_bytes(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"), None)
-        .end_echo(),
+        .echoed_to_end(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"), None),
         echo(
             "handover/pipelined-request-after-upgrade",
             "a request pipelined after an upgrade request is the new protocol's bytes: echoed verbatim, never answered as HTTP",
         )
         .send(&format!("{ECHO}GET / HTTP/1.1\r\n{HOST}\r\n"))
         .expect(vec![upgraded()], false)
-        .expect_bytes(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"), None)
-        .end_echo(),
+        .echoed_to_end(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"), None),
         echo(
             "handover/first-bytes-not-lost",
             "the first bytes of the new protocol, sent with the head, come before the bytes sent after the 101 (Caddy, Kubernetes, Moby)",
@@ -243,8 +236,7 @@ fn handover() -> Vec<Case> {
         .send(&format!("{ECHO}first,"))
         .expect(vec![upgraded()], false)
         .send("second")
-        .expect_bytes("first,second", None)
-        .end_echo(),
+        .echoed_to_end("first,second", None),
     ]
 }
 
@@ -259,7 +251,7 @@ fn close_notify_cases() -> Vec<Case> {
             .send(&close_notify("close", 4000))
             .sleep(150)
             .step(Step::Close { conn: 0 })
-            .event(&event_id("close"), "fired", 3000),
+            .event(&event_id("close"), "fired", 6000),
         cn(
             "close-notify/fires-on-half-close",
             "the client half-closes while the handler waits: close-notify fires (a half-close counts as going away, as in Go)",
@@ -267,12 +259,12 @@ fn close_notify_cases() -> Vec<Case> {
         .send(&close_notify("half-close", 4000))
         .sleep(150)
         .step(Step::ShutdownWrite { conn: 0 })
-        .event(&event_id("half-close"), "fired", 3000),
+        .event(&event_id("half-close"), "fired", 6000),
         cn("close-notify/fires-on-reset", "the client resets while the handler waits: close-notify fires")
             .send(&close_notify("reset", 4000))
             .sleep(150)
             .step(Step::Reset { conn: 0 })
-            .event(&event_id("reset"), "fired", 3000),
+            .event(&event_id("reset"), "fired", 6000),
         cn(
             "close-notify/pipelined-does-not-fire",
             "a request pipelined while the handler waits does not fire close-notify, and both requests are answered in order (Go #23921)",
@@ -289,7 +281,7 @@ fn close_notify_cases() -> Vec<Case> {
         .send(&format!("{}GET / HTTP/1.1\r\n{HOST}\r\n", close_notify("pipelined-half-close", 4000)))
         .sleep(150)
         .step(Step::ShutdownWrite { conn: 0 })
-        .event(&event_id("pipelined-half-close"), "fired", 3000)
+        .event(&event_id("pipelined-half-close"), "fired", 6000)
         .step(Step::ExpectResponses {
             conn: 0,
             responses: None,
@@ -338,8 +330,7 @@ fn serving() -> Vec<Case> {
         .expect(statuses(&[200]), false)
         .send(&format!("{ECHO}ping"))
         .expect(vec![upgraded()], false)
-        .expect_bytes("ping", None)
-        .end_echo(),
+        .echoed_to_end("ping", None),
         case(
             "serving/pipelined-in-order",
             Must,
@@ -555,6 +546,40 @@ mod tests {
                 c.name
             );
             assert!(c.spec.starts_with("SPEC.md#"), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn every_event_is_polled_past_its_close_notify_timeout() {
+        // Polling must outlast the endpoint's own timeout, or a server that never notices
+        // the close would leave the record "pending" (undecided) instead of "timeout".
+        for v in all() {
+            let mut timeouts = std::collections::HashMap::new();
+            for s in &v.steps {
+                match s {
+                    Step::Send { data, .. } if data.contains("/close-notify/") => {
+                        let id = data.split("/close-notify/").nth(1).unwrap();
+                        let (id, rest) = id.split_once('?').unwrap();
+                        let ms: u64 = rest
+                            .trim_start_matches("timeout_ms=")
+                            .split(' ')
+                            .next()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        timeouts.insert(id.to_string(), ms);
+                    }
+                    Step::ExpectEvent { id, within_ms, .. } => {
+                        let t = timeouts[id.as_str()];
+                        assert!(
+                            *within_ms >= t + 1000,
+                            "{}: {within_ms} ms vs {t} ms",
+                            v.name
+                        );
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 

@@ -132,6 +132,9 @@ where
             "/stats" => return self.stats(w),
             _ => {}
         }
+        // The body names the request it answers, so a client can tell which request a
+        // response belongs to (SPEC.md#conformance-endpoints).
+        let named = format!("{} {}", req.method(), req.target());
         let mut body = Vec::new();
         if let Err(e) = req.body().read_to_end(&mut body) {
             tracing::debug!(error = %e, "reading request body");
@@ -139,7 +142,10 @@ where
         }
         text(
             &mut w,
-            "hijack reference server: try /echo (Upgrade: echo) or /close-notify/{id}\n",
+            &format!(
+                "{named}: {} body bytes read by the hijack reference server; try /echo (Upgrade: echo) or /close-notify/{{id}}\n",
+                body.len()
+            ),
         );
     }
 }

@@ -35,6 +35,7 @@ mod cases;
 pub mod demo;
 pub mod hostile;
 mod memory;
+pub mod preflight;
 pub mod report;
 mod runner;
 mod suite;
@@ -42,6 +43,7 @@ pub mod vector;
 mod wire;
 
 pub use memory::Figures;
+pub use preflight::ContractCheck;
 pub use report::{CaseResult, RunReport};
 pub use runner::{Miss, Verdict};
 pub use suite::{Case, Error, RunOptions, Suite, parse_url};

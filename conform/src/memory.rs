@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::runner::{Target, Verdict, read_one};
+use crate::runner::{Verdict, read_one};
 use crate::wire::{Client, WireLog};
 
 /// The case's name.
@@ -64,12 +64,12 @@ const HOLD: &[u8] =
 
 /// `GET path` on a fresh connection: status and JSON body (`Null` if not JSON).
 fn get_json(
-    target: Target,
+    target: SocketAddr,
     path: &str,
     timeout: Duration,
     log: &mut WireLog,
 ) -> Result<(u16, serde_json::Value), String> {
-    let mut c = Client::connect(0, target.addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    let mut c = Client::connect(0, target, timeout).map_err(|e| format!("connect: {e}"))?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: conform\r\nConnection: close\r\n\r\n");
     c.send(log, req.as_bytes(), usize::MAX, Duration::ZERO);
     let resp = read_one(&mut c, log, Instant::now() + timeout)?;
@@ -78,7 +78,7 @@ fn get_json(
 }
 
 fn stats(
-    target: Target,
+    target: SocketAddr,
     timeout: Duration,
     log: &mut WireLog,
 ) -> Result<Option<(u64, Option<u64>)>, String> {
@@ -145,7 +145,7 @@ struct Cycle {
 }
 
 fn cycle(
-    target: Target,
+    target: SocketAddr,
     n: usize,
     timeout: Duration,
     wire: &mut WireLog,
@@ -165,7 +165,7 @@ fn cycle(
     let deadline = Instant::now() + timeout.max(Duration::from_secs(10));
     let mut failure: Option<(Verdict, String)> = None;
     for _ in 0..n {
-        match TcpStream::connect_timeout(&target.addr, timeout) {
+        match TcpStream::connect_timeout(&target, timeout) {
             Ok(mut s) => {
                 if let Err(e) = s.write_all(HOLD) {
                     failure = Some((Verdict::Fail, format!("writing /hold: {e}")));
@@ -234,7 +234,7 @@ fn cycle(
 
 /// Runs the case with `n` held connections: one cycle to warm up (a server's tables grow
 /// once to hold `n` connections; that is not retained per connection), one measured.
-pub fn run(target: Target, n: usize, timeout: Duration) -> Measured {
+pub fn run(target: SocketAddr, n: usize, timeout: Duration) -> Measured {
     let mut wire = WireLog::new();
     let expected = format!(
         "at most {THRESHOLD} live heap bytes retained per held hijacked connection ({n} connections)"

@@ -8,6 +8,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 use serde::{Deserialize, Serialize};
 
 use crate::memory::Figures;
+use crate::preflight::ContractCheck;
 use crate::runner::{Miss, Verdict};
 use crate::vector::Level;
 use crate::wire::WireEntry;
@@ -52,6 +53,30 @@ pub struct RunReport {
     pub totals: BTreeMap<String, usize>,
     /// Every case, in list order.
     pub cases: Vec<CaseResult>,
+    /// The preflight of the endpoint contract: what the target offers and what it breaks.
+    #[serde(default)]
+    pub contract: Vec<ContractCheck>,
+}
+
+/// The preflight's lines: each probe, its answer, and the rule a wrong answer breaks.
+pub fn contract_text(checks: &[ContractCheck]) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("preflight of the endpoint contract (SPEC.md#conformance-endpoints):\n");
+    for c in checks {
+        let mark = match (c.ok, c.optional) {
+            (true, _) => "ok  ",
+            (false, true) => "--  ",
+            (false, false) => "BAD ",
+        };
+        out.push_str(&format!("  {mark} {}: {}\n", c.probe, c.answer));
+        if !c.ok && !c.rule.is_empty() {
+            out.push_str(&format!("       {}\n", c.rule));
+        }
+    }
+    out
 }
 
 /// Every verdict, in the order the tables show them.
@@ -68,19 +93,23 @@ impl RunReport {
     pub fn new(target: String, duration: Duration, cases: Vec<CaseResult>) -> RunReport {
         let mut totals = BTreeMap::new();
         for v in VERDICTS {
-            totals.insert(v.label().to_string(), cases.iter().filter(|c| c.verdict == v).count());
+            totals.insert(
+                v.label().to_string(),
+                cases.iter().filter(|c| c.verdict == v).count(),
+            );
         }
         RunReport {
             target,
             duration_ms: duration.as_millis() as u64,
             totals,
             cases,
+            contract: Vec::new(),
         }
     }
 
     /// The details of every FAIL and NON-STRICT, then the group × verdict table.
     pub fn summary(&self) -> String {
-        let mut out = String::new();
+        let mut out = contract_text(&self.contract);
         for c in &self.cases {
             if !matches!(
                 c.verdict,

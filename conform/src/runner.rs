@@ -46,7 +46,7 @@ impl Verdict {
     }
 }
 
-/// A check that did not hold.
+/// A check that did not hold, or could not be decided.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Miss {
     /// Index of the step in the vector.
@@ -57,11 +57,14 @@ pub struct Miss {
     pub expected: String,
     /// What the server did.
     pub observed: String,
+    /// Nothing decisive arrived: the check is neither met nor missed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inconclusive: bool,
 }
 
 /// The result of running one vector.
 pub struct Outcome {
-    /// PASS, FAIL or NON-STRICT (UNSUPPORTED is decided before running).
+    /// PASS, FAIL, NON-STRICT or INCONCLUSIVE (UNSUPPORTED is decided before running).
     pub verdict: Verdict,
     /// The misses, in order.
     pub misses: Vec<Miss>,
@@ -69,60 +72,112 @@ pub struct Outcome {
     pub wire: WireLog,
 }
 
-/// Where the server under test listens.
-#[derive(Clone, Copy, Debug)]
+/// Where the server under test listens, and what the preflight learnt of it.
+#[derive(Clone, Debug)]
 pub struct Target {
     /// Its address.
     pub addr: SocketAddr,
+    /// How the server answers the follow-up request on a fresh connection.
+    pub follow_up: FollowUpAnswer,
 }
 
-/// How long to wait for more responses after the expected ones when a check limits their
-/// number: a response to a smuggled request comes right after the first.
-const QUIET: Duration = Duration::from_millis(250);
+/// How the server answers the follow-up request (`GET /?follow-up=…`) on a fresh connection,
+/// which tells its answer apart from an answer to anything else.
+#[derive(Clone, Debug, Default)]
+pub struct FollowUpAnswer {
+    /// Its status (`None`: the preflight got no answer).
+    pub status: Option<u16>,
+    /// Whether the body names the request target (then the token identifies the answer).
+    pub reflects: bool,
+}
+
+/// The follow-up request for the token `token`.
+pub fn follow_up_request(token: &str) -> String {
+    format!("GET /?follow-up={token} HTTP/1.1\r\nHost: conform\r\n\r\n")
+}
 
 /// Runs `vector` with `run` substituted for the run token, each wait bounded by `timeout`.
-pub fn run(vector: &Vector, target: Target, timeout: Duration, run: &str) -> Outcome {
+pub fn run(vector: &Vector, target: &Target, timeout: Duration, run: &str) -> Outcome {
     let mut ctx = Ctx {
-        target,
+        target: target.clone(),
         timeout,
         conns: HashMap::new(),
         wire: WireLog::new(),
         run: run.to_string(),
+        case: vector.name.clone(),
     };
     let mut misses = Vec::new();
     for (i, step) in vector.steps.iter().enumerate() {
         let step_misses = ctx.step(step, vector.level);
         let stop = !step_misses.is_empty();
-        misses.extend(
-            step_misses
-                .into_iter()
-                .map(|(level, expected, observed)| Miss {
-                    step: i,
-                    level,
-                    expected,
-                    observed,
-                }),
-        );
+        misses.extend(step_misses.into_iter().map(|m| Miss {
+            step: i,
+            level: m.level,
+            expected: m.expected,
+            observed: m.observed,
+            inconclusive: m.inconclusive,
+        }));
         if stop {
             ctx.wire.note(None, format!("stopped at step {i}"));
             break;
         }
     }
-    let verdict = if misses.iter().any(|m| m.level == Level::Must) {
-        Verdict::Fail
-    } else if misses.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::NonStrict
-    };
     Outcome {
-        verdict,
+        verdict: verdict(&misses),
         misses,
         wire: ctx.wire,
     }
 }
 
-type StepMiss = (Level, String, String);
+/// FAIL when a decided MUST check missed; else INCONCLUSIVE when a check could not be
+/// decided (it might have been a MUST); else NON-STRICT when a SHOULD check missed.
+pub fn verdict(misses: &[Miss]) -> Verdict {
+    if misses
+        .iter()
+        .any(|m| !m.inconclusive && m.level == Level::Must)
+    {
+        Verdict::Fail
+    } else if misses.iter().any(|m| m.inconclusive) {
+        Verdict::Inconclusive
+    } else if misses.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::NonStrict
+    }
+}
+
+/// One check of a step that missed or stayed undecided.
+struct StepMiss {
+    level: Level,
+    expected: String,
+    observed: String,
+    inconclusive: bool,
+}
+
+fn missed(level: Level, expected: impl Into<String>, observed: impl Into<String>) -> StepMiss {
+    StepMiss {
+        level,
+        expected: expected.into(),
+        observed: observed.into(),
+        inconclusive: false,
+    }
+}
+
+fn undecided(level: Level, expected: impl Into<String>, observed: impl Into<String>) -> StepMiss {
+    StepMiss {
+        inconclusive: true,
+        ..missed(level, expected, observed)
+    }
+}
+
+/// "5 s" or "800 ms".
+fn secs(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
 
 struct Ctx {
     target: Target,
@@ -130,6 +185,7 @@ struct Ctx {
     conns: HashMap<usize, Client>,
     wire: WireLog,
     run: String,
+    case: String,
 }
 
 impl Ctx {
@@ -154,7 +210,7 @@ impl Ctx {
                         self.conns.insert(*conn, c);
                         vec![]
                     }
-                    Err(e) => vec![(Level::Must, "a connection".into(), format!("connect: {e}"))],
+                    Err(e) => vec![missed(Level::Must, "a connection", format!("connect: {e}"))],
                 }
             }
             Step::Send {
@@ -197,27 +253,35 @@ impl Ctx {
                 close,
                 close_level,
                 max_responses,
-                follow_up: _,
+                follow_up,
             } => {
+                let token = format!("{}-{}-{conn}", self.run, self.case.replace('/', "-"));
+                let follow_up = follow_up.then(|| (token, self.target.follow_up.clone()));
                 let Some(c) = self.conns.get_mut(conn) else {
                     return vec![no_conn(*conn)];
                 };
-                expect_responses(
-                    c,
-                    &mut self.wire,
-                    deadline,
-                    responses.as_deref(),
-                    (*close, close_level.unwrap_or(level)),
-                    *max_responses,
+                let expect = Expect {
+                    want: responses.as_deref(),
+                    close: *close,
+                    close_level: close_level.unwrap_or(if follow_up.is_some() {
+                        // Where the case names no level for the close, a connection kept
+                        // open after an answered follow-up is NON-STRICT at most.
+                        Level::Should
+                    } else {
+                        level
+                    }),
+                    max_responses: *max_responses,
                     level,
-                )
+                    timeout: self.timeout,
+                };
+                expect.check(c, &mut self.wire, deadline, follow_up)
             }
             Step::ExpectBytes { conn, data, repeat } => {
                 let want = self.bytes(data, *repeat);
                 let Some(c) = self.conns.get_mut(conn) else {
                     return vec![no_conn(*conn)];
                 };
-                expect_bytes(c, &mut self.wire, deadline, &want, level)
+                expect_bytes(c, &mut self.wire, deadline, &want, level, self.timeout)
             }
             Step::ExpectClose { conn } => {
                 let Some(c) = self.conns.get_mut(conn) else {
@@ -225,22 +289,26 @@ impl Ctx {
                 };
                 let start = c.buf.len();
                 let end = loop {
-                    match c.fill(&mut self.wire, deadline) {
-                        Ok(_) => {}
-                        Err(end) => break end,
+                    if let Err(end) = c.fill(&mut self.wire, deadline) {
+                        break end;
                     }
                 };
                 let extra = c.buf.split_off(start);
-                if end == ReadEnd::Timeout || !extra.is_empty() {
-                    let mut observed = end.to_string();
-                    if !extra.is_empty() {
-                        observed = format!(
-                            "{} more bytes \"{}\", then {observed}",
-                            extra.len(),
-                            escape(&extra)
-                        );
-                    }
-                    return vec![(level, "the server closes the connection".into(), observed)];
+                let expected = "the server closes the connection";
+                if !extra.is_empty() {
+                    let observed = format!(
+                        "{} more bytes \"{}\", then {end}",
+                        extra.len(),
+                        escape(&extra)
+                    );
+                    return vec![missed(level, expected, observed)];
+                }
+                if end == ReadEnd::Timeout {
+                    return vec![undecided(
+                        level,
+                        expected,
+                        format!("no close within {}", secs(self.timeout)),
+                    )];
                 }
                 vec![]
             }
@@ -277,7 +345,7 @@ impl Ctx {
                     if state == want {
                         return vec![];
                     }
-                    return vec![(level, expected, format!("close_notify \"{state}\""))];
+                    return vec![missed(level, expected, format!("close_notify \"{state}\""))];
                 }
                 Ok(Some(state)) => last = format!("close_notify \"{state}\""),
                 Ok(None) => last = "404 (no record)".into(),
@@ -286,22 +354,24 @@ impl Ctx {
             if Instant::now() >= deadline || polls >= 1000 {
                 self.wire
                     .note(None, format!("/events/{id}: {last} after {polls} polls"));
-                return vec![(
+                // Still pending: the record has not been decided either way yet.
+                return vec![undecided(
                     level,
                     expected,
                     format!("{last} after {} ms", within.as_millis()),
                 )];
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // 20 ms, growing to 200 ms: a server that records slowly is not flooded.
+            std::thread::sleep(Duration::from_millis((20 * polls).min(200)));
         }
     }
 }
 
 fn no_conn(conn: usize) -> StepMiss {
-    (
+    missed(
         Level::Must,
         format!("connection {conn} open"),
-        "the vector never opened it".into(),
+        "the vector never opened it",
     )
 }
 
@@ -345,148 +415,427 @@ pub fn read_one(c: &mut Client, log: &mut WireLog, deadline: Instant) -> Result<
                     return Ok(r);
                 }
             }
-            return Err(format!("no complete response: {end}"));
+            return Err(match end {
+                ReadEnd::Timeout => "no complete response within the time allowed".into(),
+                end => format!("no complete response: {end}"),
+            });
         }
     }
 }
 
-/// Reads responses and checks them; see `Step::ExpectResponses`.
-fn expect_responses(
-    c: &mut Client,
-    log: &mut WireLog,
-    deadline: Instant,
-    want: Option<&[ResponseExpect]>,
-    (close, close_level): (bool, Level),
+/// How long the connection must stay silent before the follow-up is sent (at most ten times
+/// this in all).
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// What an `expect_responses` step holds the server to.
+struct Expect<'a> {
+    want: Option<&'a [ResponseExpect]>,
+    close: bool,
+    close_level: Level,
     max_responses: Option<usize>,
     level: Level,
-) -> Vec<StepMiss> {
-    let mut got: Vec<Response> = Vec::new();
-    let mut trouble: Option<String> = None;
-    let mut end: Option<ReadEnd> = None;
-    let mut quiet_until: Option<Instant> = None;
-    loop {
-        // Take every complete response out of the buffer; interim 1xx other than 101 are
-        // not answers.
+    timeout: Duration,
+}
+
+/// What the reads of one step saw.
+#[derive(Default)]
+struct Seen {
+    /// Final responses, in order (interim 1xx other than 101 are skipped).
+    got: Vec<Response>,
+    /// Bytes that are not a response.
+    trouble: Option<String>,
+    /// The status of a response the close cut short (its status line arrived, not its end).
+    truncated: Option<u16>,
+    /// How the reading ended: `None` when it stopped because it had enough.
+    end: Option<ReadEnd>,
+}
+
+impl Seen {
+    fn upgraded(&self) -> bool {
+        self.got.last().is_some_and(|r| r.status == 101)
+    }
+
+    /// Reads until `enough(got)`, a 101, bytes that are no response, the server's close, or
+    /// `deadline`.
+    fn read(
+        &mut self,
+        c: &mut Client,
+        log: &mut WireLog,
+        deadline: Instant,
+        enough: impl Fn(&[Response]) -> bool,
+    ) {
         loop {
-            match parse_response(&c.buf, c.ended.is_some()) {
-                Parsed::Complete(r, used) => {
-                    c.buf.drain(..used);
-                    if (100..200).contains(&r.status) && r.status != 101 {
-                        log.note(Some(c.id), format!("interim {} skipped", r.status));
-                        continue;
+            loop {
+                match parse_response(&c.buf, c.ended.is_some()) {
+                    Parsed::Complete(r, used) => {
+                        c.buf.drain(..used);
+                        if (100..200).contains(&r.status) && r.status != 101 {
+                            log.note(Some(c.id), format!("interim {} skipped", r.status));
+                            continue;
+                        }
+                        self.got.push(r);
                     }
-                    got.push(r);
+                    Parsed::Invalid(e) if !c.buf.is_empty() => {
+                        self.trouble = Some(format!("{e}: \"{}\"", escape(&c.buf)));
+                        return;
+                    }
+                    _ => break,
                 }
-                Parsed::Invalid(e) if !c.buf.is_empty() => {
-                    trouble = Some(format!("{e}: \"{}\"", escape(&c.buf)));
-                    break;
+                // After a 101 the bytes are the new protocol's.
+                if self.upgraded() {
+                    return;
                 }
-                _ => break,
             }
-            // After a 101 the bytes are the new protocol's.
-            if got.last().is_some_and(|r| r.status == 101) {
-                break;
-            }
-        }
-        if trouble.is_some() || got.last().is_some_and(|r| r.status == 101) {
-            break;
-        }
-        if let Some(e) = c.ended {
-            if !c.buf.is_empty() {
-                trouble = Some(format!("closed inside a response: \"{}\"", escape(&c.buf)));
-            }
-            end = Some(e);
-            break;
-        }
-        let enough = want.is_some_and(|w| got.len() >= w.len());
-        let wait_until = if close {
-            deadline
-        } else if enough || want.is_none() {
-            match max_responses {
-                Some(m) if got.len() <= m => {
-                    *quiet_until.get_or_insert_with(|| Instant::now() + QUIET)
+            if let Some(e) = c.ended {
+                if !c.buf.is_empty() {
+                    self.trouble =
+                        Some(format!("closed inside a response: \"{}\"", escape(&c.buf)));
+                    self.truncated = status_line(&c.buf);
                 }
-                _ if want.is_none() => *quiet_until.get_or_insert_with(|| Instant::now() + QUIET),
-                _ => break,
+                self.end = Some(e);
+                return;
             }
-        } else {
-            deadline
-        };
-        match c.fill(log, wait_until.min(deadline)) {
-            Ok(_) => {}
-            Err(ReadEnd::Timeout) => {
-                end = Some(ReadEnd::Timeout);
-                break;
+            if enough(&self.got) {
+                return;
             }
-            Err(e) => {
-                end = Some(e);
+            match c.fill(log, deadline) {
+                Ok(_) => {}
+                Err(ReadEnd::Timeout) => {
+                    self.end = Some(ReadEnd::Timeout);
+                    return;
+                }
+                // `c.ended` is set: the loop takes what is buffered, then returns.
+                Err(_) => {}
             }
         }
     }
-    let observed = {
-        let list: Vec<String> = got.iter().map(Response::describe).collect();
-        let mut s = if list.is_empty() {
-            "no response".to_string()
-        } else {
-            format!("responses {}", list.join(", "))
+}
+
+/// The status of a status line at the front of `buf` (`HTTP/1.1 200 …`).
+fn status_line(buf: &[u8]) -> Option<u16> {
+    let rest = buf.strip_prefix(b"HTTP/1.")?;
+    let code = rest.get(2..5)?;
+    (rest.get(1) == Some(&b' ') && code.iter().all(u8::is_ascii_digit))
+        .then(|| std::str::from_utf8(code).ok()?.parse().ok())
+        .flatten()
+}
+
+fn list(responses: &[Response]) -> String {
+    if responses.is_empty() {
+        "no response".into()
+    } else {
+        let l: Vec<String> = responses.iter().map(Response::describe).collect();
+        format!("responses {}", l.join(", "))
+    }
+}
+
+impl Expect<'_> {
+    fn expected(&self) -> String {
+        let mut s = match self.want {
+            Some(w) => format!(
+                "responses {}",
+                w.iter()
+                    .map(|r| {
+                        let mut s = r.describe();
+                        if !r.headers.is_empty() {
+                            let f: Vec<String> =
+                                r.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+                            s.push_str(&format!(" [{}]", f.join(", ")));
+                        }
+                        s
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "any responses".to_string(),
         };
-        if let Some(t) = &trouble {
-            s.push_str(&format!("; {t}"));
-        }
-        if let Some(e) = end {
-            s.push_str(&format!("; then {e}"));
+        if self.close {
+            s.push_str("; then closed");
         }
         s
-    };
-    let mut misses = Vec::new();
-    if let Some(m) = max_responses
-        && got.len() > m
-    {
-        misses.push((
-            Level::Must,
-            format!("at most {m} response(s): more would answer a request hidden in a body"),
-            observed.clone(),
-        ));
     }
-    let mut expected = match want {
-        Some(w) => format!(
-            "responses {}",
-            w.iter()
-                .map(|r| {
-                    let mut s = r.status.to_string();
-                    if !r.headers.is_empty() {
-                        let f: Vec<String> =
-                            r.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
-                        s.push_str(&format!(" [{}]", f.join(", ")));
-                    }
-                    s
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+
+    /// Reads and judges. With `follow_up` (its token and how the server answers it), once
+    /// the expected responses are in (or the step's time ran out), sends the follow-up
+    /// request, half-closes and reads to the end.
+    fn check(
+        &self,
+        c: &mut Client,
+        log: &mut WireLog,
+        deadline: Instant,
+        follow_up: Option<(String, FollowUpAnswer)>,
+    ) -> Vec<StepMiss> {
+        let mut seen = Seen::default();
+        let n = self.want.map_or(1, <[_]>::len);
+        let sent_before = c.sent.len();
+        match &follow_up {
+            Some(_) => seen.read(c, log, deadline, |got| got.len() >= n),
+            None if self.close || self.want.is_none() => seen.read(c, log, deadline, |_| false),
+            None => seen.read(c, log, deadline, |got| got.len() >= n),
+        }
+        let mut answered: Option<Response> = None;
+        if let Some((token, answer)) = &follow_up
+            && seen.end != Some(ReadEnd::Eof)
+            && seen.end != Some(ReadEnd::Reset)
+            && seen.trouble.is_none()
+            && !seen.upgraded()
+        {
+            if seen.end == Some(ReadEnd::Timeout) {
+                // The server may be waiting for bytes it thinks are missing. A follow-up
+                // would become part of that request; an end of stream tells it nothing more
+                // comes, and it answers or closes.
+                log.note(
+                    Some(c.id),
+                    format!(
+                        "no response to request {} within {}: half-closing without a follow-up",
+                        seen.got.len() + 1,
+                        secs(self.timeout)
+                    ),
+                );
+                seen.end = None;
+                c.shutdown_write(log);
+                seen.read(c, log, Instant::now() + self.timeout, |_| false);
+                return self.judge(&seen, None, &c.sent[..sent_before]);
+            }
+            seen.end = None;
+            // Let a server that is still writing finish first: a follow-up that reaches a
+            // server closing without lingering makes it reset, and the reset destroys what
+            // it had not sent yet (RFC 9112 §9.6). This only paces; it decides nothing.
+            let mut idle = Instant::now() + SETTLE;
+            let settle_until = Instant::now() + SETTLE * 10;
+            while Instant::now() < idle.min(settle_until) {
+                match c.fill(log, idle.min(settle_until)) {
+                    Ok(_) => idle = Instant::now() + SETTLE,
+                    Err(_) => break,
+                }
+            }
+            seen.read(c, log, Instant::now(), |_| true);
+            if seen.end.is_some() || seen.trouble.is_some() {
+                return self.judge(&seen, None, &c.sent[..sent_before]);
+            }
+            c.send(
+                log,
+                follow_up_request(token).as_bytes(),
+                usize::MAX,
+                Duration::ZERO,
+            );
+            c.shutdown_write(log);
+            seen.read(c, log, Instant::now() + self.timeout, |_| false);
+            answered = take_follow_up_answer(&mut seen.got, token, answer, n);
+        }
+        self.judge(&seen, answered.as_ref(), &c.sent[..sent_before])
+    }
+
+    fn judge(&self, seen: &Seen, follow_up: Option<&Response>, sent: &[u8]) -> Vec<StepMiss> {
+        let expected = self.expected();
+        let mut observed = list(&seen.got);
+        if let Some(r) = follow_up {
+            observed.push_str(&format!("; the follow-up answered {}", r.status));
+        }
+        if let Some(t) = &seen.trouble {
+            observed.push_str(&format!("; {t}"));
+        }
+        if let Some(e) = seen.end {
+            observed.push_str(&format!("; then {e}"));
+        }
+        let mut misses = Vec::new();
+        let n = self.want.map(<[_]>::len);
+        // Responses beyond the expected ones answer bytes the client never sent as a
+        // request: smuggling, whatever the case's level.
+        let limit = match (n, self.max_responses) {
+            (Some(n), Some(m)) => Some(n.max(m)),
+            (n, m) => n.or(m).filter(|_| follow_up.is_some() || m.is_some()),
+        };
+        let counted = seen.got.len() + usize::from(seen.truncated.is_some());
+        if let Some(limit) = limit.or(self.max_responses)
+            && counted > limit
+        {
+            let extra = counted - limit;
+            let mut more = list(seen.got.get(limit..).unwrap_or(&[]));
+            if let Some(t) = seen.truncated {
+                more.push_str(&format!(", {t} cut short by the close"));
+            }
+            misses.push(missed(
+                Level::Must,
+                format!("at most {limit} response(s): more would answer bytes the client sent as body or as part of a head"),
+                format!(
+                    "smuggling: {extra} response(s) more ({more}) answered {}; {observed}",
+                    smuggled_at(sent, limit, seen.got.get(limit..).unwrap_or(&[]))
+                ),
+            ));
+        }
+        if let Some(t) = &seen.trouble {
+            misses.push(missed(
+                self.level,
+                &expected,
+                format!("not a response: {t}"),
+            ));
+            return misses;
+        }
+        if let Some(w) = self.want {
+            let shared = w.len().min(seen.got.len());
+            let statuses_ok = w.iter().zip(&seen.got).all(|(e, r)| {
+                e.allows(r.status) && e.headers.iter().all(|(n, v)| r.has_token(n, v))
+            });
+            if !statuses_ok {
+                misses.push(missed(self.level, &expected, &observed));
+                return misses;
+            }
+            if shared < w.len() {
+                let k = shared + 1;
+                match seen.end {
+                    _ if follow_up.is_some() => misses.push(missed(
+                        self.level,
+                        &expected,
+                        format!(
+                            "request {k} got no answer; the follow-up sent after it did: {observed}"
+                        ),
+                    )),
+                    Some(ReadEnd::Timeout) | None => misses.push(undecided(
+                        self.level,
+                        &expected,
+                        format!(
+                            "no response to request {k} within {}: {observed}",
+                            secs(self.timeout)
+                        ),
+                    )),
+                    Some(_) => misses.push(missed(
+                        self.level,
+                        &expected,
+                        format!("closed without answering request {k}: {observed}"),
+                    )),
+                }
+                return misses;
+            }
+        }
+        if self.close {
+            if let Some(r) = follow_up {
+                misses.push(missed(
+                    self.close_level,
+                    &expected,
+                    format!(
+                        "kept open: the follow-up request sent after the responses was answered ({}); {observed}",
+                        r.status
+                    ),
+                ));
+            } else if !matches!(seen.end, Some(ReadEnd::Eof | ReadEnd::Reset)) {
+                misses.push(undecided(
+                    self.close_level,
+                    &expected,
+                    format!("no close within {}: {observed}", secs(self.timeout)),
+                ));
+            }
+        } else if follow_up.is_none() && seen.end == Some(ReadEnd::Timeout) && limit.is_some() {
+            // The follow-up was sent, but neither its answer nor a close arrived.
+            misses.push(undecided(
+                self.level,
+                &expected,
+                format!(
+                    "the follow-up got no answer and the connection no close within {}: {observed}",
+                    secs(self.timeout)
+                ),
+            ));
+        }
+        misses
+    }
+}
+
+/// Takes the follow-up's answer out of `got`: the response whose body names the token, or
+/// (for a server whose bodies do not name the target) a last response beyond the expected
+/// `n` with the status the follow-up gets on a fresh connection.
+fn take_follow_up_answer(
+    got: &mut Vec<Response>,
+    token: &str,
+    answer: &FollowUpAnswer,
+    n: usize,
+) -> Option<Response> {
+    let names = |r: &Response| {
+        r.body
+            .windows(token.len().max(1))
+            .any(|w| w == token.as_bytes())
+    };
+    let at = if answer.reflects {
+        got.iter().rposition(names)
+    } else {
+        (got.len() > n && got.last().map(|r| r.status) == answer.status).then(|| got.len() - 1)
+    }?;
+    Some(got.remove(at))
+}
+
+/// Where the bytes answered as extra requests are in `sent`: a request line named by a
+/// response's body, else the request lines after the first `expected` ones, else the bytes
+/// after the head of the last expected request.
+fn smuggled_at(sent: &[u8], expected: usize, extra: &[Response]) -> String {
+    let lines = request_lines(sent);
+    for r in extra {
+        let body = String::from_utf8_lossy(&r.body);
+        // The latest request line whose method and target the body names.
+        if let Some(&at) = lines.iter().rev().find(|&&at| {
+            let line = first_line(&sent[at..]);
+            let named: Vec<&str> = line.split(' ').take(2).collect();
+            named.len() == 2 && body.contains(&named.join(" "))
+        }) {
+            return format!(
+                "the request at byte {at}: \"{}\"",
+                escape(first_line(&sent[at..]).as_bytes())
+            );
+        }
+    }
+    if let Some(&at) = lines.get(expected) {
+        return format!(
+            "bytes the client sent as part of another request, from byte {at}: \"{}\"",
+            escape(first_line(&sent[at..]).as_bytes())
+        );
+    }
+    let from = lines.get(expected.saturating_sub(1)).copied().unwrap_or(0);
+    let head_end = find(&sent[from..], b"\r\n\r\n")
+        .map(|i| from + i + 4)
+        .or_else(|| find(&sent[from..], b"\n\n").map(|i| from + i + 2));
+    match head_end {
+        Some(at) if at < sent.len() => format!(
+            "the bytes the client sent after a head, from byte {at}: \"{}\"",
+            escape(&sent[at..(at + 40).min(sent.len())])
         ),
-        None => "any responses".to_string(),
-    };
-    if close {
-        expected.push_str("; then closed");
+        _ => "bytes the client sent as part of a head".into(),
     }
-    let statuses_ok = want.is_none_or(|w| {
-        w.len() == got.len()
-            && w.iter().zip(&got).all(|(e, r)| {
-                e.status == r.status && e.headers.iter().all(|(n, v)| r.has_token(n, v))
-            })
-    });
-    let close_ok = !close || matches!(end, Some(ReadEnd::Eof | ReadEnd::Reset));
-    if !close_ok && close_level == Level::Must && level != Level::Must {
-        misses.push((
-            Level::Must,
-            format!("{expected} (the close at level must)"),
-            observed.clone(),
-        ));
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn first_line(b: &[u8]) -> String {
+    let end = b
+        .iter()
+        .position(|&c| c == b'\r' || c == b'\n')
+        .unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end.min(200)]).into_owned()
+}
+
+/// Offsets of the lines of `sent` shaped like a request line: a method token, a space, a
+/// target, a space, `HTTP/`.
+fn request_lines(sent: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < sent.len() {
+        let line = first_line(&sent[at..]);
+        let mut words = line.split(' ');
+        let method = words.next().unwrap_or("");
+        let target = words.next().unwrap_or("");
+        let version = words.next().unwrap_or("");
+        if !method.is_empty()
+            && method.bytes().all(|b| b.is_ascii_alphabetic())
+            && !target.is_empty()
+            && version.starts_with("HTTP/")
+        {
+            out.push(at);
+        }
+        match sent[at..].iter().position(|&c| c == b'\n') {
+            Some(nl) => at += nl + 1,
+            None => break,
+        }
     }
-    if !statuses_ok || !close_ok || trouble.is_some() {
-        misses.push((level, expected, observed));
-    }
-    misses
+    out
 }
 
 /// Reads exactly `want` and checks it.
@@ -496,9 +845,13 @@ fn expect_bytes(
     deadline: Instant,
     want: &[u8],
     level: Level,
+    timeout: Duration,
 ) -> Vec<StepMiss> {
     let mut end = None;
     while c.buf.len() < want.len() && end.is_none() {
+        if c.buf.iter().zip(want).any(|(a, b)| a != b) {
+            break;
+        }
         if let Err(e) = c.fill(log, deadline) {
             end = Some(e);
         }
@@ -522,5 +875,48 @@ fn expect_bytes(
         want.len(),
         escape(&want[from..(first_diff + 32).min(want.len())])
     );
-    vec![(level, expected, observed)]
+    // A prefix of the right bytes and then nothing: undecided, not lost.
+    if end == Some(ReadEnd::Timeout) && first_diff == got.len() {
+        return vec![undecided(
+            level,
+            expected,
+            format!(
+                "{} of {} bytes within {}",
+                got.len(),
+                want.len(),
+                secs(timeout)
+            ),
+        )];
+    }
+    vec![missed(level, expected, observed)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines_are_found_where_they_start() {
+        let sent =
+            b"POST / HTTP/1.1\r\nHost: x\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n";
+        let lines = request_lines(sent);
+        assert_eq!(lines, vec![0, 33]);
+        let r = Response {
+            status: 200,
+            headers: vec![],
+            body: b"GET /admin\n".to_vec(),
+        };
+        assert!(smuggled_at(sent, 1, &[r]).contains("byte 33"));
+        let quiet = Response {
+            status: 400,
+            headers: vec![],
+            body: vec![],
+        };
+        let sent = b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nhello";
+        assert!(
+            smuggled_at(sent, 1, &[quiet]).contains("from byte 57: \"hello\""),
+            "{}",
+            smuggled_at(sent, 1, &[])
+        );
+    }
 }

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::preflight::Preflight;
 use crate::report::{CaseResult, RunReport};
 use crate::runner::{self, Miss, Target, Verdict};
-use crate::vector::{Endpoint, Level, Vector};
-use crate::{cases, hostile, memory, wire};
+use crate::vector::{Level, Vector};
+use crate::{cases, hostile, memory, report};
 
 /// A usage or setup error: a bad glob, an unreadable corpus file, an unreachable target. The
 /// binary reports it with exit code 2; it is never a verdict on the target.
@@ -178,7 +179,6 @@ impl Suite {
         }
         memory::reachable(addr, options.timeout)
             .map_err(|e| Error(format!("cannot connect to {target_name} ({addr}): {e}")))?;
-        let target = Target { addr };
         let run_token = format!(
             "{:x}{:x}",
             std::process::id(),
@@ -187,8 +187,17 @@ impl Suite {
                 .map(|d| d.subsec_nanos())
                 .unwrap_or(0)
         );
-        let unsupported = probe(target, options.timeout, &run_token);
+        let preflight = Preflight::run(addr, options.timeout, &run_token);
+        let target = Target {
+            addr,
+            follow_up: preflight.follow_up.clone(),
+        };
         if options.progress {
+            let _ = write!(
+                std::io::stderr(),
+                "{}",
+                report::contract_text(&preflight.checks)
+            );
             let _ = writeln!(
                 std::io::stderr(),
                 "hijack conform: {} cases against {target_name}",
@@ -196,12 +205,10 @@ impl Suite {
             );
         }
         let started = Instant::now();
-        let results = run_all(&self.cases, target, options, &run_token, &unsupported);
-        Ok(RunReport::new(
-            target_name.to_string(),
-            started.elapsed(),
-            results,
-        ))
+        let results = run_all(&self.cases, &target, options, &run_token, &preflight);
+        let mut report = RunReport::new(target_name.to_string(), started.elapsed(), results);
+        report.contract = preflight.checks;
+        Ok(report)
     }
 }
 
@@ -243,33 +250,6 @@ pub fn parse_url(url: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| Error(format!("{url:?}: no address")))
 }
 
-/// Which endpoints answer 404 (their cases are UNSUPPORTED).
-fn probe(target: Target, timeout: Duration, run: &str) -> Vec<Endpoint> {
-    let mut log = wire::WireLog::new();
-    let mut status = |req: String| -> Option<u16> {
-        let mut c = wire::Client::connect(0, target.addr, timeout).ok()?;
-        c.send(&mut log, req.as_bytes(), usize::MAX, Duration::ZERO);
-        let status = runner::read_one(&mut c, &mut log, Instant::now() + timeout)
-            .ok()
-            .map(|r| r.status);
-        c.shutdown_write(&mut log);
-        status
-    };
-    let mut missing = Vec::new();
-    let echo =
-        "GET /echo HTTP/1.1\r\nHost: conform\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
-    if status(echo.into()) == Some(404) {
-        missing.push(Endpoint::Echo);
-    }
-    let cn = format!(
-        "GET /close-notify/{run}-probe?timeout_ms=1 HTTP/1.1\r\nHost: conform\r\nConnection: close\r\n\r\n"
-    );
-    if status(cn) == Some(404) {
-        missing.push(Endpoint::CloseNotify);
-    }
-    missing
-}
-
 fn group(name: &str) -> String {
     name.split('/').next().unwrap_or(name).to_string()
 }
@@ -277,10 +257,10 @@ fn group(name: &str) -> String {
 /// Runs every byte-level case on `options.jobs` threads, then the memory case alone.
 fn run_all(
     selected: &[Case],
-    target: Target,
+    target: &Target,
     options: &RunOptions,
     run: &str,
-    unsupported: &[Endpoint],
+    preflight: &Preflight,
 ) -> Vec<CaseResult> {
     let total = selected.len();
     let next = AtomicUsize::new(0);
@@ -312,7 +292,7 @@ fn run_all(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(i, v)) = vectors.get(k) else { break };
-                    let r = run_vector(v, target, options.timeout, run, unsupported);
+                    let r = run_vector(v, target, options.timeout, run, preflight);
                     progress(&r);
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                 }
@@ -321,7 +301,7 @@ fn run_all(
     });
     if let Some(i) = selected.iter().position(|c| matches!(c, Case::Memory)) {
         let started = Instant::now();
-        let m = memory::run(target, options.memory_conns.max(1), options.timeout);
+        let m = memory::run(target.addr, options.memory_conns.max(1), options.timeout);
         let keep_wire = m.verdict != Verdict::Pass;
         let r = CaseResult {
             name: memory::NAME.into(),
@@ -340,6 +320,7 @@ fn run_all(
                     level: if m.verdict == Verdict::Fail { Level::Must } else { Level::Should },
                     expected: m.expected,
                     observed: m.observed,
+                    inconclusive: false,
                 }]
             },
             wire: if keep_wire { m.wire.entries } else { vec![] },
@@ -358,10 +339,10 @@ fn run_all(
 
 fn run_vector(
     v: &Vector,
-    target: Target,
+    target: &Target,
     timeout: Duration,
     run: &str,
-    unsupported: &[Endpoint],
+    preflight: &Preflight,
 ) -> CaseResult {
     let started = Instant::now();
     let mut result = CaseResult {
@@ -377,13 +358,15 @@ fn run_vector(
         wire: vec![],
         figures: None,
     };
-    if let Some(e) = v.needs.iter().find(|e| unsupported.contains(e)) {
+    if let Some(why) = preflight.blocks(v) {
         result.verdict = Verdict::Unsupported;
         result.misses.push(Miss {
             step: 0,
             level: v.level,
-            expected: format!("the {e:?} endpoint"),
-            observed: "it answered 404".into(),
+            expected: "the endpoint contract this case relies on (SPEC.md#conformance-endpoints)"
+                .into(),
+            observed: format!("preflight: {why}"),
+            inconclusive: false,
         });
         return result;
     }

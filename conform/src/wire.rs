@@ -121,7 +121,7 @@ impl std::fmt::Display for ReadEnd {
         f.write_str(match self {
             ReadEnd::Eof => "closed (end of stream)",
             ReadEnd::Reset => "closed (reset)",
-            ReadEnd::Timeout => "still open (timeout)",
+            ReadEnd::Timeout => "nothing more within the step's time",
         })
     }
 }
@@ -135,6 +135,8 @@ pub struct Client {
     pub buf: Vec<u8>,
     /// Set once the server closed or reset.
     pub ended: Option<ReadEnd>,
+    /// Every byte written on this connection, in order (what a smuggled request is found in).
+    pub sent: Vec<u8>,
 }
 
 impl Client {
@@ -147,6 +149,7 @@ impl Client {
             stream: Some(stream),
             buf: Vec::new(),
             ended: None,
+            sent: Vec::new(),
         })
     }
 
@@ -157,6 +160,7 @@ impl Client {
             log.note(Some(self.id), "send on a closed connection: skipped");
             return;
         };
+        self.sent.extend_from_slice(bytes);
         let size = write_size.max(1);
         let mut chunks = bytes.chunks(size).peekable();
         // One log entry per write when writing small pieces would flood the log.
