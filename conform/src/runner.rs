@@ -699,6 +699,18 @@ impl Expect<'_> {
                             secs(self.timeout)
                         ),
                     )),
+                    // A server need not keep connections (RFC 9112 §9.3): closing after a
+                    // response that said so leaves the rest unanswered, and is no bug.
+                    Some(_) if seen.got.last().is_some_and(Response::announces_close) => {
+                        misses.push(missed(
+                            Level::Should,
+                            &expected,
+                            format!(
+                                "closed as its response {} announced, without answering request {k} (RFC 9112 §9.3: \"A server that does not support persistent connections MUST send the \"close\" connection option in every response message\"): {observed}",
+                                seen.got.last().map_or(0, |r| r.status)
+                            ),
+                        ))
+                    }
                     Some(_) => misses.push(missed(
                         self.level,
                         &expected,
@@ -905,12 +917,14 @@ mod tests {
             status: 200,
             headers: vec![],
             body: b"GET /admin\n".to_vec(),
+            minor: 1,
         };
         assert!(smuggled_at(sent, 1, &[r]).contains("byte 33"));
         let quiet = Response {
             status: 400,
             headers: vec![],
             body: vec![],
+            minor: 1,
         };
         let sent = b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nhello";
         assert!(

@@ -260,6 +260,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body, decoded from its framing.
     pub body: Vec<u8>,
+    /// The minor version of its status line: 1 for `HTTP/1.1`, 0 for `HTTP/1.0`.
+    pub minor: u8,
 }
 
 impl Response {
@@ -270,6 +272,13 @@ impl Response {
             .filter(|(n, _)| n == name)
             .flat_map(|(_, v)| v.split(','))
             .any(|item| item.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// Whether it tells the client the connection ends after it: `Connection: close`, or an
+    /// HTTP/1.0 response without `keep-alive` (RFC 9112 §9.3).
+    pub fn announces_close(&self) -> bool {
+        self.has_token("connection", "close")
+            || (self.minor == 0 && !self.has_token("connection", "keep-alive"))
     }
 
     /// A short description: status and the fields that matter for the cases.
@@ -324,6 +333,7 @@ pub fn parse_response(buf: &[u8], ended: bool) -> Parsed {
         status,
         headers,
         body: Vec::new(),
+        minor: resp.version.unwrap_or(1),
     };
     let rest = &buf[head_len..];
     if (100..200).contains(&status) || status == 204 || status == 304 {
