@@ -68,7 +68,10 @@ impl RunReport {
     pub fn new(target: String, duration: Duration, cases: Vec<CaseResult>) -> RunReport {
         let mut totals = BTreeMap::new();
         for v in VERDICTS {
-            totals.insert(v.label().to_string(), cases.iter().filter(|c| c.verdict == v).count());
+            totals.insert(
+                v.label().to_string(),
+                cases.iter().filter(|c| c.verdict == v).count(),
+            );
         }
         RunReport {
             target,
@@ -216,7 +219,8 @@ impl RunReport {
     }
 }
 
-fn level(l: Level) -> &'static str {
+/// MUST or SHOULD, as the reports spell it.
+pub(crate) fn level(l: Level) -> &'static str {
     match l {
         Level::Must => "MUST",
         Level::Should => "SHOULD",
