@@ -406,7 +406,7 @@ table { border-collapse: separate; border-spacing: 0; }
 #totals { margin-bottom: 14px; }
 #totals > * > tr > th, #totals > * > tr > td { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: left; }
 #totals thead th { background: #f6f8fa; font-weight: 600; }
-#totals td[data-impl] { text-align: right; font-variant-numeric: tabular-nums; min-width: 5em; }
+#totals td[data-impl], #totals th[data-impl] { text-align: right; font-variant-numeric: tabular-nums; min-width: 5em; white-space: nowrap; }
 #totals td.zero { color: #a0a7b0; }
 #totals tr.all td, #totals tr.all th { font-weight: 600; border-bottom: 0; }
 #totals .meaning { color: #57606a; max-width: 46em; }
