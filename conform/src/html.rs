@@ -496,6 +496,32 @@ mod tests {
     }
 
     #[test]
+    fn report_text_cannot_break_out_of_the_page() {
+        let evil = "</pre></td><script>alert(1)</script>\"'&";
+        let case = serde_json::json!({
+            "name": "handover/x", "group": "handover", "level": "MUST", "spec": evil,
+            "description": evil, "cite": evil, "verdict": "FAIL", "duration_ms": 1,
+            "misses": [{"step": 0, "level": "SHOULD", "expected": evil, "observed": evil}],
+            "wire": [{"t_ms": 0.0, "conn": 0, "dir": "recv", "data": evil}],
+        });
+        let report: RunReport = serde_json::from_value(serde_json::json!({
+            "target": evil, "duration_ms": 1, "totals": {}, "cases": [case],
+        }))
+        .unwrap();
+        let page = page(&[(evil, &report)]);
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert_eq!(page.matches("<script>").count(), 1, "only the page's own");
+        assert_eq!(page.matches("</pre>").count(), 1, "only the wire log's own");
+        assert!(page.contains(
+            "&lt;/pre&gt;&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"
+        ));
+        // Nothing fetched.
+        for fetch in ["<link", " src=", "href=", "@import", "url("] {
+            assert!(!page.contains(fetch), "{fetch:?}");
+        }
+    }
+
+    #[test]
     fn repeated_names_are_made_distinct() {
         assert_eq!(
             distinct(["a", "b", "a", "a"].into_iter()),

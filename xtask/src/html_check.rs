@@ -82,12 +82,17 @@ impl Tally {
         }
     }
 
-    fn close(&self) -> i32 {
+    /// The closing line, as `cargo test` words it (test-all counts these).
+    fn summary(&self) -> String {
         let word = if self.failed == 0 { "ok" } else { "FAILED" };
-        println!(
-            "\ntest result: {word}. {} passed; {} failed; 0 ignored",
+        format!(
+            "test result: {word}. {} passed; {} failed; 0 ignored",
             self.passed, self.failed
-        );
+        )
+    }
+
+    fn close(&self) -> i32 {
+        println!("\n{}", self.summary());
         i32::from(self.failed > 0)
     }
 }
@@ -802,6 +807,19 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(names, ["matrix"]);
+    }
+
+    #[test]
+    fn test_all_counts_the_checks() {
+        let mut tally = Tally::default();
+        tally.record("a", &Ok(String::new()));
+        tally.record("b", &Ok("note".into()));
+        tally.record("c", &Err("why".into()));
+        assert_eq!(
+            tally.summary(),
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored"
+        );
+        assert_eq!(crate::test_all::count_results(&tally.summary()), (2, 1));
     }
 
     #[test]

@@ -190,7 +190,7 @@ fn count_logs(dir: &Path) -> (u64, u64) {
 }
 
 /// `test result: \w+\. (\d+) passed; (\d+) failed`, summed over `text`.
-fn count_results(text: &str) -> (u64, u64) {
+pub(crate) fn count_results(text: &str) -> (u64, u64) {
     let (mut passed, mut failed) = (0, 0);
     for (at, _) in text.match_indices("test result: ") {
         let rest = &text[at + "test result: ".len()..];
