@@ -34,6 +34,7 @@
 mod cases;
 pub mod demo;
 pub mod hostile;
+pub mod html;
 mod memory;
 pub mod preflight;
 pub mod report;

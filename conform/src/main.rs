@@ -3,12 +3,12 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hijack_conform::{RunOptions, Suite, Verdict, demo::Demo, parse_url};
+use hijack_conform::{RunOptions, RunReport, Suite, Verdict, demo::Demo, html, parse_url};
 
 /// Counts every allocation of this program, so that `/stats` can report live heap bytes
 /// (SPEC.md#conformance-endpoints) without unsafe code of ours.
@@ -62,6 +62,19 @@ enum Command {
     /// Without URL, starts the reference server in-process on 127.0.0.1 and tests it.
     /// Exit code 0 when no case FAILs, 1 on any FAIL, 2 on a usage or connection error.
     Conform(ConformArgs),
+    /// Write the HTML matrix of one or more JSON reports (`hijack conform --json`): a column
+    /// per report, named by its file name without `.json`, a row per case.
+    ///
+    /// Exit code 0, or 2 when a report cannot be read or is not a conformance report, or OUT
+    /// cannot be written.
+    Report {
+        /// Write the page to OUT.
+        #[arg(long, value_name = "OUT")]
+        html: PathBuf,
+        /// The JSON reports, one column each, in this order.
+        #[arg(value_name = "REPORT.json", required = true)]
+        reports: Vec<PathBuf>,
+    },
 }
 
 /// Options of `hijack conform`.
@@ -83,6 +96,10 @@ struct ConformArgs {
     /// Write the JUnit XML report to FILE (checked writable before the run) [default: none].
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Write the HTML report to FILE: a page with a cell per case, each opening its misses,
+    /// wire log and requirement (checked writable before the run) [default: none].
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Longest wait of one step of a case: a number with its unit, s or ms, e.g. 5s or 800ms.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
@@ -123,9 +140,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A usage or connection error: exit code 2.
+/// A usage or connection error of `hijack conform`: exit code 2.
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
-    let _ = writeln!(io::stderr(), "hijack conform: {msg}");
+    usage_of("conform", msg)
+}
+
+/// A usage error of `hijack COMMAND`: exit code 2.
+fn usage_of(command: &str, msg: impl std::fmt::Display) -> ExitCode {
+    let _ = writeln!(io::stderr(), "hijack {command}: {msg}");
     ExitCode::from(2)
 }
 
@@ -193,6 +215,10 @@ fn conform(args: ConformArgs) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
+    let html_file = match open(&args.html) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
 
     // Keep the in-process server alive for the whole run.
     let mut _reference = None;
@@ -239,11 +265,62 @@ fn conform(args: ConformArgs) -> ExitCode {
             return usage(format!("cannot write {}: {e}", path.display()));
         }
     }
+    if let Some((path, mut f)) = html_file
+        && let Err(e) = f.write_all(html::page_of(&report).as_bytes())
+    {
+        return usage(format!("cannot write {}: {e}", path.display()));
+    }
     if report.cases.iter().any(|c| c.verdict == Verdict::Fail) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `hijack report --html OUT REPORT.json...`: every report read and checked before OUT is
+/// written, so a bad one leaves OUT as it was.
+fn report(out: &Path, paths: &[PathBuf]) -> ExitCode {
+    let mut reports: Vec<(String, RunReport)> = Vec::new();
+    for p in paths {
+        let text = match std::fs::read_to_string(p) {
+            Ok(text) => text,
+            Err(e) => return usage_of("report", format!("cannot read {}: {e}", p.display())),
+        };
+        let report: RunReport = match serde_json::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                return usage_of(
+                    "report",
+                    format!(
+                        "{} is not a conformance report (the JSON of hijack conform --json): {e}",
+                        p.display()
+                    ),
+                );
+            }
+        };
+        let name = p.file_stem().map_or_else(
+            || p.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        reports.push((name, report));
+    }
+    let columns: Vec<(&str, &RunReport)> = reports.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    if let Err(e) = std::fs::write(out, html::page(&columns)) {
+        return usage_of("report", format!("cannot write {}: {e}", out.display()));
+    }
+    let cases: usize = reports
+        .iter()
+        .map(|(_, r)| r.cases.len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        io::stderr(),
+        "hijack report: wrote {} ({} report{}, up to {cases} cases each)",
+        out.display(),
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" }
+    );
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
@@ -257,7 +334,7 @@ fn main() -> ExitCode {
     };
     let default_filter = match cli.command {
         // The in-process server's per-request logs would drown the progress lines.
-        Command::Conform(_) => "warn",
+        Command::Conform(_) | Command::Report { .. } => "warn",
         Command::Serve { .. } => "info",
     };
     tracing_subscriber::fmt()
@@ -289,6 +366,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Conform(args) => conform(args),
+        Command::Report { html, reports } => report(&html, &reports),
     }
 }
 

@@ -245,7 +245,8 @@ impl RunReport {
     }
 }
 
-fn level(l: Level) -> &'static str {
+/// MUST or SHOULD, as the reports spell it.
+pub(crate) fn level(l: Level) -> &'static str {
     match l {
         Level::Must => "MUST",
         Level::Should => "SHOULD",

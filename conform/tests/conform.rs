@@ -688,6 +688,20 @@ fn report_paths_and_corpus_folders_are_checked_before_the_run() {
     );
     let out = conform(&["--junit", "/nonexistent-hijack-dir/r.xml"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // Every case would take seconds; failing on the HTML path takes none of them.
+    let t0 = std::time::Instant::now();
+    let out = conform(&["--html", "/nonexistent-hijack-dir/r.html"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write /nonexistent-hijack-dir/r.html"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("cases against"),
+        "ran before failing: {stderr}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     let out = conform(&["--hostile", "/nonexistent-hijack-corpus", "--list"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -758,4 +772,214 @@ fn a_redirected_server_log_carries_no_colour_codes() {
         !log.contains('\u{1b}'),
         "colour codes in a redirected log: {log:?}"
     );
+}
+
+fn hijack(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run hijack")
+}
+
+/// `(data-impl, data-verdict)` of the cells of the row of `case`, and their shown verdicts.
+fn cells(page: &scraper::Html, case: &str) -> Vec<(String, String, String)> {
+    let sel = scraper::Selector::parse(&format!("#matrix tr[data-case=\"{case}\"] > td")).unwrap();
+    let v = scraper::Selector::parse("summary > .v").unwrap();
+    page.select(&sel)
+        .map(|td| {
+            let a = |n: &str| td.value().attr(n).unwrap_or("").to_string();
+            let shown = td
+                .select(&v)
+                .next()
+                .map(|e| e.text().collect())
+                .unwrap_or_default();
+            (a("data-impl"), a("data-verdict"), shown)
+        })
+        .collect()
+}
+
+#[test]
+fn the_html_report_is_a_matrix_of_the_json_reports() {
+    let dir = scratch("html");
+    // The reference on two groups; a server that drops the handed-over bytes on one.
+    let (good, bad) = (dir.join("reference.json"), dir.join("drops.json"));
+    let single = dir.join("single.html");
+    let out = conform(&[
+        "--case",
+        "handover/*",
+        "--case",
+        "serving/*",
+        "--timeout",
+        "30s",
+        "--json",
+        good.to_str().unwrap(),
+        "--html",
+        single.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let addr = broken_server(Bug::DropsHandedOverBytes);
+    let out = conform(&[
+        &format!("http://{addr}"),
+        "--case",
+        "handover/*",
+        "--timeout",
+        "1s",
+        "--json",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    let html = dir.join("matrix.html");
+    let out = hijack(&[
+        "report",
+        "--html",
+        html.to_str().unwrap(),
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let source = std::fs::read_to_string(&html).unwrap();
+    // Self-contained: nothing to fetch.
+    for fetch in ["<link", " src=", "href=\"http", "@import", "url("] {
+        assert!(!source.contains(fetch), "{fetch:?} in the page");
+    }
+    let page = scraper::Html::parse_document(&source);
+    let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+    let heads: Vec<_> = page
+        .select(&sel("#matrix > thead th[data-impl]"))
+        .map(|th| th.value().attr("data-impl").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        heads,
+        ["reference", "drops"],
+        "a column per report, named by its file"
+    );
+
+    let (good, bad) = (verdicts(&report(&good)), verdicts(&report(&bad)));
+    let rows = page.select(&sel("#matrix tr[data-case]")).count();
+    assert_eq!(rows, good.len(), "a row per case of either report");
+    for (case, verdict) in &good {
+        let row = cells(&page, case);
+        let theirs = bad.get(case).map_or("NOT-RUN", String::as_str);
+        let shown = if theirs == "NOT-RUN" {
+            "not run"
+        } else {
+            theirs
+        };
+        assert_eq!(
+            row,
+            [
+                ("reference".into(), verdict.clone(), verdict.clone()),
+                ("drops".into(), theirs.to_string(), shown.to_string()),
+            ],
+            "{case}"
+        );
+    }
+    assert!(bad.len() < good.len() && bad.values().any(|v| v == "FAIL"));
+    // A FAIL opens its misses and its wire log, escaped.
+    let fail = page
+        .select(&sel(
+            "#matrix td[data-impl=\"drops\"][data-verdict=\"FAIL\"]",
+        ))
+        .next()
+        .expect("a FAIL cell");
+    let inner = fail.inner_html();
+    assert!(inner.contains("table class=\"misses\""), "{inner}");
+    let wire: String = fail
+        .select(&sel("pre.wire"))
+        .next()
+        .expect("a wire log")
+        .text()
+        .collect();
+    assert!(wire.contains("GET /echo HTTP/1.1\\r\\n"), "{wire}");
+    assert!(wire.contains("send") && wire.contains("recv"), "{wire}");
+    // Totals per implementation.
+    let count = |imp: &str, v: &str| -> String {
+        page.select(&sel(&format!(
+            "#totals td[data-impl=\"{imp}\"][data-verdict=\"{v}\"]"
+        )))
+        .next()
+        .map(|td| td.text().collect())
+        .unwrap_or_default()
+    };
+    let fails = bad.values().filter(|v| *v == "FAIL").count();
+    assert_eq!(count("drops", "FAIL"), fails.to_string());
+    assert_eq!(count("reference", "PASS"), good.len().to_string());
+
+    // The run's own page: one column, named by its target.
+    let single = scraper::Html::parse_document(&std::fs::read_to_string(&single).unwrap());
+    let heads: Vec<_> = single
+        .select(&sel("#matrix > thead th[data-impl]"))
+        .map(|th| th.value().attr("data-impl").unwrap().to_string())
+        .collect();
+    assert_eq!(heads.len(), 1);
+    assert!(
+        heads[0].starts_with("in-process reference server"),
+        "{heads:?}"
+    );
+    assert_eq!(
+        single
+            .select(&sel("#matrix td[data-verdict=\"PASS\"]"))
+            .count(),
+        good.len()
+    );
+}
+
+#[test]
+fn hijack_report_refuses_missing_and_malformed_reports() {
+    let dir = scratch("report-errors");
+    let out_path = dir.join("out.html");
+    std::fs::write(&out_path, "before").unwrap();
+    let missing = dir.join("missing.json");
+    let out = hijack(&[
+        "report",
+        "--html",
+        out_path.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read {}", missing.display())),
+        "{stderr}"
+    );
+    for (name, body) in [("bad.json", "{\"target\": "), ("other.json", "{\"a\": 1}")] {
+        let bad = dir.join(name);
+        std::fs::write(&bad, body).unwrap();
+        let out = hijack(&[
+            "report",
+            "--html",
+            out_path.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{} is not a conformance report", bad.display())),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap(),
+        "before",
+        "a bad report leaves OUT as it was"
+    );
+    let empty = dir.join("empty.json");
+    std::fs::write(
+        &empty,
+        r#"{"target": "x", "duration_ms": 1, "totals": {}, "cases": []}"#,
+    )
+    .unwrap();
+    let out = hijack(&[
+        "report",
+        "--html",
+        "/nonexistent-hijack-dir/m.html",
+        empty.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write /nonexistent-hijack-dir/m.html"),
+        "{stderr}"
+    );
+    // No report at all is a usage error too.
+    let out = hijack(&["report", "--html", out_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }

@@ -8,6 +8,7 @@
 mod bench;
 mod duvet;
 mod fuzz;
+mod html_check;
 mod kill_matrix;
 mod layout;
 mod mutants;
@@ -26,6 +27,7 @@ commands:
   fuzz-mutants    the fuzz column of the kill matrix [--mutant M]... [--target T]... [--seconds N] [--no-readme]
   duvet-check     SPEC.md's MUSTs against the tests that cite them [-v]
   conform-peers   the conformance suite against the reference server and the peers [NAME...]
+  html-check      the conformance matrix page rendered in headless Chromium and checked; a screenshot
   soak            the bounded soak [--full]
   bench           ours against Go 1.24.11 and 1.27.3, one table (BENCH_QUICK=1: shorter); target/bench/";
 
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         "fuzz-mutants" => fuzz::mutants_main(&rest),
         "duvet-check" => duvet::main(&rest),
         "conform-peers" => peers::main(&rest),
+        "html-check" => html_check::main(&rest),
         "soak" => soak::main(&rest),
         "bench" => bench::main(&rest),
         "-h" | "--help" | "help" => {

@@ -8,8 +8,11 @@
 //!   5. fuzz-check: every fuzz target (fuzz/) built, its corpus replayed, a 30 s smoke run
 //!   6. conform-peers: the conformance suite (`hijack conform`) against the reference server
 //!      (every case must pass) and the peers under peers/, the comparison table
-//!   7. soak: the bounded soak, reduced (10,000 hijacks, 1,000 held; `--full` by hand)
-//!   8. kill-matrix --suite loom --suite tests: every seeded bug killed (the proptest and fuzz
+//!   7. html-check: the matrix page of those reports (target/conform/matrix.html) rendered in
+//!      headless Chromium (installed when missing), its table checked against the reports, a
+//!      screenshot (target/conform/matrix.png)
+//!   8. soak: the bounded soak, reduced (10,000 hijacks, 1,000 held; `--full` by hand)
+//!   9. kill-matrix --suite loom --suite tests: every seeded bug killed (the proptest and fuzz
 //!      columns take ~20 min more and are run by hand: kill-matrix, fuzz-mutants)
 //!
 //! and closes with one line counting the tests that ran. Logs: target/test-all/.
@@ -131,6 +134,7 @@ pub fn main(args: &[String]) -> i32 {
     steps.xtask("duvet", &["duvet-check"]);
     steps.xtask("fuzz", &["fuzz-check"]);
     steps.xtask("conform-peers", &["conform-peers"]);
+    steps.xtask("html-check", &["html-check"]);
     steps.xtask("soak", &["soak"]);
     steps.xtask(
         "kill-matrix",
@@ -186,7 +190,7 @@ fn count_logs(dir: &Path) -> (u64, u64) {
 }
 
 /// `test result: \w+\. (\d+) passed; (\d+) failed`, summed over `text`.
-fn count_results(text: &str) -> (u64, u64) {
+pub(crate) fn count_results(text: &str) -> (u64, u64) {
     let (mut passed, mut failed) = (0, 0);
     for (at, _) in text.match_indices("test result: ") {
         let rest = &text[at + "test result: ".len()..];
