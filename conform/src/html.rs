@@ -137,6 +137,51 @@ pub fn page(columns: &[(&str, &RunReport)]) -> String {
     }
     out.push_str("</tr>\n</tbody>\n</table>\n");
 
+    // The preflight of the endpoint contract: a row per probe, what each target answered.
+    let mut probes: Vec<&str> = Vec::new();
+    for r in &reports {
+        for c in &r.contract {
+            if !probes.contains(&c.probe.as_str()) {
+                probes.push(&c.probe);
+            }
+        }
+    }
+    if !probes.is_empty() {
+        out.push_str(
+            "<table id=\"contract\">\n<thead><tr><th>preflight of the endpoint contract</th>",
+        );
+        for n in &names {
+            let _ = write!(out, "<th data-impl=\"{0}\">{0}</th>", esc(n));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for p in &probes {
+            let _ = write!(out, "<tr><th>{}</th>", esc(p));
+            for (i, n) in names.iter().enumerate() {
+                match reports[i].contract.iter().find(|c| c.probe == *p) {
+                    Some(c) => {
+                        let class = match (c.ok, c.optional) {
+                            (true, _) => "v-PASS",
+                            (false, true) => "v-UNSUPPORTED",
+                            (false, false) => "v-FAIL",
+                        };
+                        let _ = write!(
+                            out,
+                            "<td data-impl=\"{}\" class=\"{class}\" title=\"{}\">{}</td>",
+                            esc(n),
+                            esc(&c.rule),
+                            esc(&c.answer)
+                        );
+                    }
+                    None => {
+                        let _ = write!(out, "<td data-impl=\"{}\"></td>", esc(n));
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+
     // The matrix.
     out.push_str("<table id=\"matrix\">\n<thead><tr><th class=\"case\">case</th>");
     for (i, n) in names.iter().enumerate() {
@@ -404,6 +449,9 @@ h1 { font-size: 18px; margin: 0 0 4px; }
 .sub label { margin-left: 12px; color: #1f2328; white-space: nowrap; }
 table { border-collapse: separate; border-spacing: 0; }
 #totals { margin-bottom: 14px; }
+#contract { margin-bottom: 14px; font-size: 12px; }
+#contract th, #contract td { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: left; }
+#contract thead th { background: #f6f8fa; font-weight: 600; }
 #totals > * > tr > th, #totals > * > tr > td { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: left; }
 #totals thead th { background: #f6f8fa; font-weight: 600; }
 #totals td[data-impl], #totals th[data-impl] { text-align: right; font-variant-numeric: tabular-nums; min-width: 5em; white-space: nowrap; }
