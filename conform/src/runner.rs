@@ -678,8 +678,9 @@ impl Expect<'_> {
                 e.allows(r.status) && e.headers.iter().all(|(n, v)| r.has_token(n, v))
             });
             if !statuses_ok {
+                // The close is its own observation, often at a higher level (RFC 9112 §6.1
+                // leaves the status of TE with CL to the server but requires the close).
                 misses.push(missed(self.level, &expected, &observed));
-                return misses;
             }
             if shared < w.len() {
                 let k = shared + 1;

@@ -245,7 +245,10 @@ enum Bug {
     /// without a byte (nginx's `lingering_timeout`).
     Lingers,
     /// The same framing, but after a 400 it keeps the connection and drops what it had
-    /// buffered, as a proxy answering per hop does; idle connections close after 5 s.
+    /// buffered, as a proxy answering per hop does; idle connections close after 5 s. And
+    /// `Transfer-Encoding: chunked` alone it reads, with a Content-Length too (as Go does,
+    /// RFC 9112 §6.1 allows it), answering 200 and keeping the connection (which §6.1
+    /// forbids).
     KeepsOpenAfterError,
 }
 
@@ -258,6 +261,41 @@ fn rejects(version: &str, fields: &[(String, String)]) -> bool {
                 || (n == "content-length"
                     && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit())))
         })
+}
+
+/// Reads a chunked body off the front of `buf` (reading more from `s` as needed) and drops
+/// it, trailers included; `None` on end of stream or a malformed size line.
+fn read_chunked(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    let mut line = |s: &mut TcpStream, buf: &mut Vec<u8>| -> Option<String> {
+        loop {
+            if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                let l = text(&buf[..i]);
+                buf.drain(..i + 2);
+                return Some(l);
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    loop {
+        let size_line = line(s, buf)?;
+        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            while !line(s, buf)?.is_empty() {}
+            return Some(());
+        }
+        while buf.len() < size + 2 {
+            let mut more = [0u8; 4096];
+            match s.read(&mut more) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&more[..n]),
+            }
+        }
+        buf.drain(..size + 2);
+    }
 }
 
 /// Reads and drops until end of stream, an error, or `quiet` without a byte.
@@ -328,6 +366,22 @@ fn serve_broken(mut s: TcpStream, bug: Bug, events: &Mutex<HashMap<String, Strin
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         };
+        let chunked_only = fields
+            .iter()
+            .filter(|(n, _)| n == "transfer-encoding")
+            .map(|(_, v)| v.as_str())
+            .eq(["chunked"]);
+        if bug == Bug::KeepsOpenAfterError
+            && chunked_only
+            && matches!(version.as_str(), "HTTP/1.0" | "HTTP/1.1")
+        {
+            // Framed by Transfer-Encoding; the connection stays.
+            if read_chunked(&mut s, &mut buf).is_none() {
+                return;
+            }
+            respond(&mut s, "200 OK", "ok\n", false);
+            continue;
+        }
         if matches!(bug, Bug::Lingers | Bug::KeepsOpenAfterError) && rejects(&version, &fields) {
             if bug == Bug::Lingers {
                 respond(&mut s, "400 Bad Request", "", true);
