@@ -231,7 +231,8 @@ func serve(w http.ResponseWriter, r *http.Request) {
 			text(w, http.StatusBadRequest, "cannot read the request body\n")
 			return
 		}
-		text(w, http.StatusOK, "hijack conformance peer ("+runtime.Version()+" net/http)\n")
+		// The body names the request it answers (SPEC.md#conformance-endpoints).
+		text(w, http.StatusOK, r.Method+" "+r.RequestURI+": hijack conformance peer ("+runtime.Version()+" net/http)\n")
 	}
 }
 

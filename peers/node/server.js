@@ -101,7 +101,8 @@ const server = http.createServer((req, res) => {
   if (path === '/stats') return stats(res);
   // Any other path: read the whole body, then answer.
   req.on('data', () => {});
-  req.on('end', () => text(res, 200, `hijack conformance peer (Node.js ${process.version} http)\n`));
+  // The body names the request it answers (SPEC.md#conformance-endpoints).
+  req.on('end', () => text(res, 200, `${req.method} ${req.url}: hijack conformance peer (Node.js ${process.version} http)\n`));
   req.on('error', () => {});
 });
 

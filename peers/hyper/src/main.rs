@@ -362,7 +362,9 @@ async fn serve(state: Arc<State>, mut req: Request<Incoming>) -> Result<Resp, In
             CONNECTIONS.load(Ordering::Relaxed)
         )));
     }
-    // Any other path: read the whole body, then answer.
+    // Any other path: read the whole body, then answer, naming the request
+    // (SPEC.md#conformance-endpoints).
+    let named = format!("{} {}", req.method(), req.uri());
     // A body hyper cannot read (bad chunked framing) is left to the service: answer 400, as
     // an application that checks the error does; hyper closes the connection after it.
     if let Err(e) = req.into_body().collect().await {
@@ -374,7 +376,7 @@ async fn serve(state: Arc<State>, mut req: Request<Incoming>) -> Result<Resp, In
     }
     Ok(text(
         StatusCode::OK,
-        "hijack conformance peer (hyper 1.x http1)\n",
+        &format!("{named}: hijack conformance peer (hyper 1.x http1)\n"),
     ))
 }
 
