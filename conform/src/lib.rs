@@ -36,6 +36,7 @@ pub mod demo;
 pub mod hostile;
 mod memory;
 pub mod report;
+pub mod rules;
 mod runner;
 mod suite;
 pub mod vector;
