@@ -772,7 +772,7 @@ mod too_large_tests {
     use super::*;
 
     fn verdict(buf: &[u8], max: usize) -> Verdict {
-        parse_head(buf, max).err().expect("a rejected head")
+        parse_head(buf, max).expect_err("a rejected head")
     }
 
     //= SPEC.md#bad-input
@@ -787,7 +787,10 @@ mod too_large_tests {
         long_target.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(verdict(&partial, 256), Verdict::RequestLineTooLong);
         assert_eq!(verdict(&long_target, 256), Verdict::RequestLineTooLong);
-        assert_eq!(Verdict::RequestLineTooLong.status(), StatusCode::URI_TOO_LONG);
+        assert_eq!(
+            Verdict::RequestLineTooLong.status(),
+            StatusCode::URI_TOO_LONG
+        );
         // Empty lines before the request line are not its end.
         let mut leading = b"\r\n\r\n".to_vec();
         leading.extend_from_slice(&partial);
