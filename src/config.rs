@@ -14,7 +14,8 @@ pub type StateHook = Arc<dyn Fn(u64, ConnState) + Send + Sync>;
 /// Limits and hooks of a server (and of [`crate::serve_connection`]).
 #[derive(Clone)]
 pub struct ServerConfig {
-    /// The most bytes a request head may take; more gets 431. Default 1 MiB (Go's).
+    /// The most bytes a request head may take; more gets 431, or 414 when the request line
+    /// does not end within them. Default 1 MiB (Go's).
     pub max_head_bytes: usize,
     /// Time allowed from the first byte of a request head to its end. Default none.
     pub read_header_timeout: Option<Duration>,

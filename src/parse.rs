@@ -18,6 +18,8 @@ pub enum Verdict {
     BadRequest(&'static str),
     /// The header section is over the limit: 431 Request Header Fields Too Large.
     HeadTooLarge,
+    /// The request line does not end within the head limit: 414 URI Too Long.
+    RequestLineTooLong,
     /// A transfer coding we do not implement: 501 Not Implemented.
     UnknownCoding,
     /// An `Expect` value other than `100-continue`: 417 Expectation Failed.
@@ -30,6 +32,7 @@ impl Verdict {
         match self {
             Verdict::BadRequest(_) => StatusCode::BAD_REQUEST,
             Verdict::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Verdict::RequestLineTooLong => StatusCode::URI_TOO_LONG,
             Verdict::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
             Verdict::UnknownExpectation => StatusCode::EXPECTATION_FAILED,
         }
@@ -40,6 +43,7 @@ impl Verdict {
         match self {
             Verdict::BadRequest(why) => why,
             Verdict::HeadTooLarge => "request header section too large",
+            Verdict::RequestLineTooLong => "request line too long",
             Verdict::UnknownCoding => "unsupported transfer coding",
             Verdict::UnknownExpectation => "unsupported expectation",
         }
@@ -196,6 +200,26 @@ impl PartialHead {
     }
 }
 
+//= SPEC.md#bad-input
+//# A request head whose request line does not end within max_head_bytes MUST be answered with
+//# 414.
+/// The verdict on a head that reached `max_head_bytes` without ending: 414 when its request
+/// line (after the empty lines a client may send first) does not end within the limit either,
+/// else 431. Only the first `max_head_bytes` bytes decide, so every longer prefix of the same
+/// bytes gets the same verdict.
+fn too_large(buf: &[u8], max_head_bytes: usize) -> Verdict {
+    let head = &buf[..buf.len().min(max_head_bytes)];
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    if head[start..].contains(&b'\n') {
+        Verdict::HeadTooLarge
+    } else {
+        Verdict::RequestLineTooLong
+    }
+}
+
 /// The verdict on `buf` alone, without looking for a shorter rejected prefix.
 fn parse_prefix(
     buf: &[u8],
@@ -205,11 +229,11 @@ fn parse_prefix(
     let mut req = httparse::Request::new(&mut slots);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) if len <= max_head_bytes => len,
-        Ok(httparse::Status::Complete(_)) => return Err(Verdict::HeadTooLarge),
+        Ok(httparse::Status::Complete(_)) => return Err(too_large(buf, max_head_bytes)),
         Ok(httparse::Status::Partial) => {
             check_bytes(buf)?;
             return if buf.len() >= max_head_bytes {
-                Err(Verdict::HeadTooLarge)
+                Err(too_large(buf, max_head_bytes))
             } else {
                 Ok(None)
             };
@@ -740,5 +764,49 @@ mod partial_head_tests {
         head.extend(std::iter::repeat_n(b'v', 300));
         let mut partial = PartialHead::after(&head[..40]);
         assert!(!partial.still_partial(&head[..256], 256));
+    }
+}
+
+#[cfg(test)]
+mod too_large_tests {
+    use super::*;
+
+    fn verdict(buf: &[u8], max: usize) -> Verdict {
+        parse_head(buf, max).expect_err("a rejected head")
+    }
+
+    //= SPEC.md#bad-input
+    //= type=test
+    //# A request head whose request line does not end within max_head_bytes MUST be answered with
+    //# 414.
+    #[test]
+    fn a_request_line_past_the_limit_gets_414_and_a_longer_head_431() {
+        let mut long_target = b"GET /".to_vec();
+        long_target.extend(std::iter::repeat_n(b'a', 300));
+        let partial = long_target.clone();
+        long_target.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(verdict(&partial, 256), Verdict::RequestLineTooLong);
+        assert_eq!(verdict(&long_target, 256), Verdict::RequestLineTooLong);
+        assert_eq!(
+            Verdict::RequestLineTooLong.status(),
+            StatusCode::URI_TOO_LONG
+        );
+        // Empty lines before the request line are not its end.
+        let mut leading = b"\r\n\r\n".to_vec();
+        leading.extend_from_slice(&partial);
+        assert_eq!(verdict(&leading, 256), Verdict::RequestLineTooLong);
+        // The request line ends within the limit, the head does not: 431.
+        let mut long_field = b"GET / HTTP/1.1\r\nHost: x\r\nA: ".to_vec();
+        long_field.extend(std::iter::repeat_n(b'v', 300));
+        assert_eq!(verdict(&long_field, 256), Verdict::HeadTooLarge);
+        long_field.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(verdict(&long_field, 256), Verdict::HeadTooLarge);
+        // A request line that ends exactly at the limit has ended: the head is what is long.
+        let mut at_limit = b"GET /".to_vec();
+        at_limit.extend(std::iter::repeat_n(b'a', 256 - 16));
+        at_limit.extend_from_slice(b" HTTP/1.1\r\n");
+        assert_eq!(at_limit.len(), 256);
+        at_limit.extend_from_slice(b"Host: x\r\n\r\n");
+        assert_eq!(verdict(&at_limit, 256), Verdict::HeadTooLarge);
     }
 }

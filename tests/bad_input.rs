@@ -79,6 +79,8 @@ enum Rule {
     UnknownCoding,
     /// Over max_head_bytes or 128 fields: 431.
     TooLarge,
+    /// A request line that does not end within max_head_bytes: 414.
+    LineTooLong,
     /// Expect other than 100-continue: 417.
     Expectation,
     /// Two faults: the first in wire order decides (found by the request_head fuzz target).
@@ -125,6 +127,12 @@ fn head_cases() -> Vec<HeadCase> {
         let mut head = too_many_fields.clone();
         head.truncate(head.len() - 2);
         head.extend_from_slice(b"x: y\n\n");
+        head
+    };
+    let line_over_max_head = {
+        let mut head = b"GET /".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 300));
+        head.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
         head
     };
     let over_max_head = {
@@ -186,6 +194,17 @@ fn head_cases() -> Vec<HeadCase> {
             },
         },
         case(TooLarge, "more than 128 header fields", &too_many_fields, 431, "request header section too large"),
+        HeadCase {
+            rule: LineTooLong,
+            name: "request line over max_head_bytes",
+            input: line_over_max_head,
+            status: 414,
+            reason: "request line too long",
+            config: ServerConfig {
+                max_head_bytes: 256,
+                ..ServerConfig::default()
+            },
+        },
         // Expect.
         case(Expectation, "Expect other than 100-continue", b"GET / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", 417, "unsupported expectation"),
         // Two faults (fuzz/regressions/request_head-*-depends-on-chunking and kin).
@@ -358,11 +377,20 @@ fn a_head_with_two_faults_gets_the_verdict_of_its_first_whatever_the_chunking() 
 
 //= SPEC.md#bad-input
 //= type=test
-//# A request head longer than max_head_bytes, or with more than 128 header fields, MUST
-//# be answered with 431.
+//# A request head longer than max_head_bytes whose request line ends within them, or one
+//# with more than 128 header fields, MUST be answered with 431.
 #[test]
 fn head_over_max_head_bytes_or_over_128_fields_gets_431() {
     assert!(check_heads(&[Rule::TooLarge]) > 0);
+}
+
+//= SPEC.md#bad-input
+//= type=test
+//# A request head whose request line does not end within max_head_bytes MUST be answered
+//# with 414.
+#[test]
+fn a_request_line_over_max_head_bytes_gets_414() {
+    assert!(check_heads(&[Rule::LineTooLong]) > 0);
 }
 
 #[test]

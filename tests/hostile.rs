@@ -310,24 +310,25 @@ fn checker_reports_a_missing_response() {
 
 #[test]
 fn malformed_corpus_files_are_refused() {
-    let good = b"expect: 400 close\nnote: n\n---\nGET";
-    assert!(corpus::parse_case("good", good).is_ok());
-    let levels = b"expect: 400 close\nnote: n\nlevel: SHOULD\nclose-level: MUST\n---\nGET";
-    let case = corpus::parse_case("levels", levels).unwrap();
+    let good = b"expect: 400 close\nrule: te-and-cl\nnote: n\n---\nGET";
+    let case = corpus::parse_case("good", good).unwrap();
+    // The levels are the rule's: RFC 9112 6.1 lets the server choose the status of TE with
+    // CL and requires the close.
     assert_eq!(
-        (case.level, case.close_level),
-        (Level::Should, Some(Level::Must))
+        (case.rule, case.level, case.close_level),
+        ("te-and-cl", Level::Should, Level::Must)
     );
-    let bad: [&[u8]; 9] = [
-        b"expect: 400 close\nnote: n\nGET",            // no separator
-        b"expect: 400 close\nnote: n\n---\n",          // no request bytes
-        b"note: n\n---\nGET",                          // no expect
-        b"expect: 400 close\n---\nGET",                // no note
-        b"expect: close 400\nnote: n\n---\nGET",       // close not last
-        b"expect: 4000\nnote: n\n---\nGET",            // not a status
-        b"expect: 400\nnote: n\nlevel: MAY\n---\nGET", // unknown level
-        b"expect: 400\nnote: n\nclose-level: may\n---\nGET", // unknown close level
-        b"expect: 400\nnote: n\nexpected: 200\n---\nGET", // unknown key
+    let bad: [&[u8]; 10] = [
+        b"expect: 400 close\nrule: bare-lf\nnote: n\nGET", // no separator
+        b"expect: 400 close\nrule: bare-lf\nnote: n\n---\n", // no request bytes
+        b"rule: bare-lf\nnote: n\n---\nGET",               // no expect
+        b"expect: 400 close\nrule: bare-lf\n---\nGET",     // no note
+        b"expect: 400 close\nnote: n\n---\nGET",           // no rule
+        b"expect: 400\nrule: no-such-rule\nnote: n\n---\nGET", // unknown rule
+        b"expect: close 400\nrule: bare-lf\nnote: n\n---\nGET", // close not last
+        b"expect: 4000\nrule: bare-lf\nnote: n\n---\nGET", // not a status
+        b"expect: 400\nrule: bare-lf\nnote: n\nlevel: SHOULD\n---\nGET", // levels are the rule's
+        b"expect: 400\nrule: bare-lf\nnote: n\nexpected: 200\n---\nGET", // unknown key
     ];
     for bytes in bad {
         assert!(

@@ -2,7 +2,7 @@
 //!
 //! `model` below is a small reference model of request framing written from SPEC.md's rules
 //! (#bad-input, #serving-loop): pipelined requests, Content-Length, chunked, and the
-//! verdicts 400, 431, 501 and 417. It does not use `hijack::parse`.
+//! verdicts 400, 414, 431, 501 and 417. It does not use `hijack::parse`.
 //!
 //! Invariant: for any sequence of requests (valid ones, and ones with exactly one defect),
 //! delivered in any split, the server hands its handler the same requests (method, target,
@@ -366,9 +366,13 @@ fn model(stream: &[u8]) -> Served {
         }
         let head_len = match end {
             Some(len) if len <= MAX_HEAD => len,
-            // No complete head within the limit: too large (or the stream ended inside it).
+            // No complete head within the limit: too large (or the stream ended inside it);
+            // 414 when the request line does not end within it either.
             _ if rest.len() >= MAX_HEAD => {
-                served.statuses.push(431);
+                let head = &rest[..MAX_HEAD];
+                let start = head.iter().position(|&b| b != b'\r' && b != b'\n');
+                let line_ended = start.is_some_and(|i| head[i..].contains(&b'\n'));
+                served.statuses.push(if line_ended { 431 } else { 414 });
                 return served;
             }
             _ => return served,
@@ -452,6 +456,7 @@ enum Defect {
     ExpectOther,
     TooManyFields,
     HeadTooLarge,
+    LineTooLong,
     ChunkSizeNotHex,
     ChunkSizeOverflow,
     ChunkDataNoCrlf,
@@ -525,8 +530,11 @@ impl ReqGen {
         let d = self.defect;
         let is = |x: Defect| matches!(d, Some(y) if std::mem::discriminant(&x) == std::mem::discriminant(&y));
         let method = if is(BadMethod) { "GE(T" } else { self.method };
+        let long_target = format!("/{}", "t".repeat(MAX_HEAD));
         let target = if is(AsteriskNotOptions) {
             "*"
+        } else if is(LineTooLong) {
+            &long_target
         } else {
             &self.target
         };
@@ -695,6 +703,7 @@ const HEAD_DEFECTS: &[Defect] = {
         ExpectOther,
         TooManyFields,
         HeadTooLarge,
+        LineTooLong,
     ]
 };
 
@@ -1042,8 +1051,12 @@ fn serve(stream: &[u8], split: &Split) -> Result<Served, TestCaseError> {
 //# 501.
 //= SPEC.md#bad-input
 //= type=test
-//# A request head longer than max_head_bytes, or with more than 128 header fields, MUST be
-//# answered with 431.
+//# A request head longer than max_head_bytes whose request line ends within them, or one
+//# with more than 128 header fields, MUST be answered with 431.
+//= SPEC.md#bad-input
+//= type=test
+//# A request head whose request line does not end within max_head_bytes MUST be answered with
+//# 414.
 //= SPEC.md#bad-input
 //= type=test
 //# An Expect field other than 100-continue MUST be answered with 417.

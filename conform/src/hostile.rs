@@ -1,26 +1,26 @@
 //! The hostile-input corpus (`conform/hostile/NAME.http`, compiled in): each file is a header of
-//! `key: value` lines (`expect:`, `note:`, `level:`), a line `---`, and the raw request bytes
-//! to the end of the file, sent in one write. This module parses the format and turns a file
-//! into a vector; it never reads anything else.
+//! `key: value` lines (`expect:`, `rule:`, `note:`), a line `---`, and the raw request bytes to
+//! the end of the file, sent in one write. The file's rule (`conform/src/rules.rs`) sets its
+//! levels, cite and accepted statuses. This module parses the format and turns a file into a
+//! vector; it never reads anything else.
 
 use std::path::Path;
 
+use crate::rules::{self, Rule};
 use crate::vector::{Level, ResponseExpect, Step, Vector, latin1_string};
 
 /// One parsed corpus file.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HostileCase {
-    /// The statuses of the responses, in order.
+    /// The statuses of the responses, in order: the strict ones.
     pub statuses: Vec<u16>,
     /// The server must close the connection after the last response.
     pub close: bool,
     /// What the file is about.
     pub note: String,
-    /// MUST unless the file says `level: SHOULD`.
-    pub level: Level,
-    /// The level of the close check when the file sets one (`close-level: MUST`): RFC 9112
-    /// requires the close after some requests whose status it leaves to the server.
-    pub close_level: Option<Level>,
+    /// The condition it checks, which sets its levels: it applies to the faulty request (the
+    /// last one not answered 200), or to every request of a control case.
+    pub rule: &'static Rule,
     /// The bytes to send.
     pub request: Vec<u8>,
 }
@@ -31,8 +31,7 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
     let mut statuses = None;
     let mut close = false;
     let mut note = None;
-    let mut level = None;
-    let mut close_level = None;
+    let mut rule = None;
     loop {
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
             return Err("no `---` line".into());
@@ -71,14 +70,20 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
                 statuses.replace(list).is_none()
             }
             "note" => note.replace(value.to_string()).is_none(),
-            "level" => level.replace(parse_level(value)?).is_none(),
-            "close-level" => close_level.replace(parse_level(value)?).is_none(),
-            // A misspelt key would silently change nothing: refuse it.
-            _ => {
+            "rule" => {
+                let found = rules::find(value).ok_or_else(|| {
+                    format!("unknown rule {value:?} (known: {})", rules::known_ids())
+                })?;
+                rule.replace(found).is_none()
+            }
+            "level" | "close-level" => {
                 return Err(format!(
-                    "unknown key {key:?} (expect, note, level, close-level)"
+                    "`{key}:` is not a key any more: a case's levels come from its rule \
+                     (conform/src/rules.rs), derived from the RFC sentence it quotes"
                 ));
             }
+            // A misspelt key would silently change nothing: refuse it.
+            _ => return Err(format!("unknown key {key:?} (expect, rule, note)")),
         };
         if !fresh {
             return Err(format!("`{key}` given twice"));
@@ -89,39 +94,67 @@ pub fn parse(file: &[u8]) -> Result<HostileCase, String> {
         return Err("`expect:` names nothing".into());
     }
     let note = note.filter(|n| !n.is_empty()).ok_or("no `note:` line")?;
+    let rule = rule.ok_or_else(|| format!("no `rule:` line (one of: {})", rules::known_ids()))?;
     if rest.is_empty() {
         return Err("no request bytes after `---`".into());
     }
-    let level = level.unwrap_or(Level::Must);
     Ok(HostileCase {
         statuses,
         close,
         note,
-        level,
-        close_level,
+        rule,
         request: rest.to_vec(),
     })
 }
 
-fn parse_level(value: &str) -> Result<Level, String> {
-    match value {
-        "SHOULD" => Ok(Level::Should),
-        "MUST" => Ok(Level::Must),
-        other => Err(format!("bad level {other:?}")),
-    }
-}
-
 impl HostileCase {
+    /// The level of the status checks: the rule's.
+    pub fn level(&self) -> Level {
+        self.rule.status_level()
+    }
+
+    /// The level of the close check: the rule's.
+    pub fn close_level(&self) -> Level {
+        self.rule.close_level()
+    }
+
+    /// Which response the rule judges: the last one that is not a 200, or the last one when
+    /// all are (a control case). `None` when no response is expected.
+    pub fn faulty(&self) -> Option<usize> {
+        self.statuses
+            .iter()
+            .rposition(|&s| s != 200)
+            .or(self.statuses.len().checked_sub(1))
+    }
+
+    /// The expected responses: the faulty one with the rule's accepted statuses, the others
+    /// exact.
+    pub fn responses(&self) -> Vec<ResponseExpect> {
+        let faulty = self.faulty();
+        self.statuses
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                if Some(i) == faulty {
+                    self.rule.expect(s)
+                } else {
+                    ResponseExpect::status(s)
+                }
+            })
+            .collect()
+    }
+
     /// The vector of corpus file `name` (without `.http`): one write, then the responses.
     /// More responses than listed would answer a request the server should not have seen.
     pub fn vector(&self, name: &str) -> Vector {
         Vector {
             version: 1,
             name: format!("hostile/{name}"),
-            level: self.level,
+            level: self.level(),
             spec: "SPEC.md#bad-input".into(),
             description: self.note.clone(),
-            cite: String::new(),
+            cite: self.rule.cite(),
+            rule: self.rule.id.into(),
             needs: vec![],
             steps: vec![
                 Step::Connect { conn: 0 },
@@ -134,14 +167,9 @@ impl HostileCase {
                 },
                 Step::ExpectResponses {
                     conn: 0,
-                    responses: Some(
-                        self.statuses
-                            .iter()
-                            .map(|&s| ResponseExpect::status(s))
-                            .collect(),
-                    ),
+                    responses: Some(self.responses()),
                     close: self.close,
-                    close_level: self.close_level,
+                    close_level: Some(self.close_level()),
                     max_responses: Some(self.statuses.len()),
                     follow_up: true,
                 },
@@ -209,7 +237,7 @@ mod tests {
 
     #[test]
     fn parses_the_corpus_format() {
-        let file = b"expect: 200 400 close\nnote: CL.TE: both\nlevel: SHOULD\n---\nGET / HTTP/1.1\r\n\r\n\x00";
+        let file = b"expect: 200 400 close\nrule: te-and-cl\nnote: CL.TE: both\n---\nGET / HTTP/1.1\r\n\r\n\x00";
         let case = parse(file).unwrap();
         assert_eq!(
             case,
@@ -217,49 +245,96 @@ mod tests {
                 statuses: vec![200, 400],
                 close: true,
                 note: "CL.TE: both".into(),
-                level: Level::Should,
-                close_level: None,
+                rule: rules::find("te-and-cl").unwrap(),
                 request: b"GET / HTTP/1.1\r\n\r\n\x00".to_vec(),
             }
         );
-        let plain = parse(b"expect: 400\nnote: n\n---\nX").unwrap();
         assert_eq!(
-            (plain.level, plain.close, &plain.request[..]),
+            (case.level(), case.close_level()),
+            (Level::Should, Level::Must)
+        );
+        let plain = parse(b"expect: 400\nrule: invalid-content-length\nnote: n\n---\nX").unwrap();
+        assert_eq!(
+            (plain.level(), plain.close, &plain.request[..]),
             (Level::Must, false, &b"X"[..])
         );
+        let refused = |file: &[u8]| parse(file).unwrap_err();
         assert!(
-            parse(b"expect: 400\nGET / HTTP/1.1\r\n").is_err(),
+            parse(b"expect: 400\nrule: bare-lf\nGET / HTTP/1.1\r\n").is_err(),
             "no separator"
         );
-        assert!(parse(b"note: x\n---\n").is_err(), "no expect");
-        assert!(parse(b"expect: close 200\n---\n").is_err(), "close first");
-        assert!(parse(b"expect: 2000\n---\n").is_err(), "not a status");
+        assert!(refused(b"rule: bare-lf\nnote: x\n---\nX").contains("expect"));
+        assert!(refused(b"expect: close 200\nrule: bare-lf\n---\nX").contains("last"));
+        assert!(refused(b"expect: 2000\n---\nX").contains("status"));
+        let no_rule = refused(b"expect: 400\nnote: n\n---\nX");
         assert!(
-            parse(b"expect: 400\nlevel: MAY\n---\n").is_err(),
-            "bad level"
+            no_rule.contains("no `rule:`") && no_rule.contains("te-and-cl"),
+            "{no_rule}"
+        );
+        let unknown = refused(b"expect: 400\nrule: bogus\nnote: n\n---\nX");
+        assert!(
+            unknown.contains("\"bogus\"") && unknown.contains("obs-fold"),
+            "{unknown}"
+        );
+        for key in ["level: SHOULD", "close-level: MUST"] {
+            let file = format!("expect: 400\nrule: bare-lf\nnote: n\n{key}\n---\nX");
+            let e = refused(file.as_bytes());
+            assert!(e.contains("levels come from its rule"), "{e}");
+        }
+        assert!(
+            refused(b"expect: 400\nrule: bare-lf\nrule: bare-cr\nnote: n\n---\nX")
+                .contains("twice")
         );
     }
 
     #[test]
     fn a_corpus_file_becomes_a_one_write_vector() {
         let parsed =
-            parse(b"expect: 400 close\nnote: n\nlevel: SHOULD\nclose-level: MUST\n---\nAB")
+            parse(b"expect: 200 431 close\nrule: header-section-too-long\nnote: n\n---\nAB")
                 .unwrap();
-        assert_eq!(
-            (parsed.level, parsed.close_level),
-            (Level::Should, Some(Level::Must))
-        );
         let v = parsed.vector("x");
         assert_eq!(v.name, "hostile/x");
+        assert_eq!(
+            (v.level, v.rule.as_str()),
+            (Level::Must, "header-section-too-long")
+        );
+        assert_eq!(v.cite, parsed.rule.cite());
         assert!(matches!(&v.steps[1], Step::Send { data, write_size: None, .. } if data == "AB"));
-        assert!(matches!(
-            &v.steps[2],
-            Step::ExpectResponses {
-                close: true,
-                close_level: Some(Level::Must),
-                max_responses: Some(1),
-                ..
-            }
-        ));
+        let Step::ExpectResponses {
+            responses: Some(responses),
+            close: true,
+            close_level: Some(Level::Should),
+            max_responses: Some(2),
+            ..
+        } = &v.steps[2]
+        else {
+            panic!("{:?}", v.steps[2])
+        };
+        // Earlier responses are exact; the rule's accepted statuses go to the faulty one.
+        assert_eq!(responses[0], ResponseExpect::status(200));
+        assert_eq!(
+            (responses[1].status, &responses[1].accept[..]),
+            (431, &["4xx".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn every_corpus_file_s_statuses_match_its_rule() {
+        for (name, bytes) in builtin_files() {
+            let case = parse(bytes).unwrap_or_else(|e| panic!("{name}.http: {e}"));
+            let rule = case.rule;
+            let faulty = case.faulty().map(|i| case.statuses[i]);
+            assert!(
+                faulty.is_some_and(|s| s == rule.status || rule.expect(rule.status).allows(s)),
+                "{name}.http: expect {:?} but rule {} answers {} (or {:?})",
+                case.statuses,
+                rule.id,
+                rule.status,
+                rule.accept
+            );
+            // Before the faulty request, every one is a valid request answered 200.
+            let i = case.faulty().unwrap();
+            assert!(case.statuses[..i].iter().all(|&s| s == 200), "{name}.http");
+        }
     }
 }

@@ -38,6 +38,7 @@ pub mod html;
 mod memory;
 pub mod preflight;
 pub mod report;
+pub mod rules;
 mod runner;
 mod suite;
 pub mod vector;

@@ -407,10 +407,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("cl-negative.http"),
-            "expect: 400 close\nnote: replaced\n---\nX",
+            "expect: 400 close\nrule: invalid-content-length\nnote: replaced\n---\nX",
         )
         .unwrap();
-        std::fs::write(dir.join("zz-new.http"), "expect: 400\nnote: added\n---\nY").unwrap();
+        std::fs::write(
+            dir.join("zz-new.http"),
+            "expect: 400\nrule: invalid-request-line\nnote: added\n---\nY",
+        )
+        .unwrap();
         let mut suite = Suite::all();
         let before = suite.cases().len();
         assert_eq!(suite.add_hostile_dir(&dir).unwrap(), 2);

@@ -42,6 +42,11 @@ pub struct Vector {
     /// (`RFC 9112 §6.3: "…"` or `SPEC.md#hijack-handover: "…"`).
     #[serde(default)]
     pub cite: String,
+    /// The rule of `conform/src/rules.rs` the case checks (`te-and-cl`), which sets its cite,
+    /// levels and accepted statuses; empty for a case of the conformance contract, whose cite
+    /// is the SPEC.md sentence it checks.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule: String,
     /// Endpoints the case needs; without one the case is UNSUPPORTED.
     #[serde(default)]
     pub needs: Vec<Endpoint>,

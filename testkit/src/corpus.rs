@@ -23,10 +23,13 @@ pub struct Case {
     pub expect: Verdict,
     /// What the case is and which rule decides it.
     pub note: String,
-    /// `SHOULD`: RFC 9112 lets a server choose; the reference takes the strict side.
+    /// The rule it checks (`conform/src/rules.rs`), which sets its levels.
+    pub rule: &'static str,
+    /// The level of the status checks, from the rule: `SHOULD` where the RFC lets a server
+    /// choose (the reference takes the strict side).
     pub level: Level,
-    /// The level of the close check alone, when the file sets one (`close-level: MUST`).
-    pub close_level: Option<Level>,
+    /// The level of the close check, from the rule.
+    pub close_level: Level,
     /// The request bytes, exactly as sent.
     pub raw: Vec<u8>,
 }
@@ -57,7 +60,7 @@ impl Verdict {
     /// Parses the value of an `expect:` line (statuses, then `close` or nothing) with the
     /// corpus parser of `hijack_conform::hostile`.
     pub fn parse(value: &str) -> Result<Verdict, String> {
-        let file = format!("expect: {value}\nnote: -\n---\n-");
+        let file = format!("expect: {value}\nrule: valid-request\nnote: -\n---\n-");
         let case = hostile::parse(file.as_bytes())?;
         Ok(Verdict {
             statuses: case.statuses,
@@ -76,9 +79,10 @@ pub fn parse_case(name: &str, bytes: &[u8]) -> Result<Case, String> {
             statuses: parsed.statuses,
             close: parsed.close,
         },
+        rule: parsed.rule.id,
+        level: parsed.rule.status_level(),
+        close_level: parsed.rule.close_level(),
         note: parsed.note,
-        level: parsed.level,
-        close_level: parsed.close_level,
         raw: parsed.request,
     })
 }
