@@ -71,8 +71,8 @@ pub fn render(peer: &str, verdicts: &[(String, String)]) -> String {
     let mut misses: Vec<&(String, String)> = verdicts.iter().filter(|(_, v)| v != PASS).collect();
     misses.sort();
     let mut out = format!(
-        "# Known verdicts of `hijack conform` against {peer} (peers/README.md#baselines), one\n\
-         # line `CASE VERDICT` per case that does not PASS; every other case ({} of {}) PASSes.\n\
+        "# {peer}: the known verdicts of `hijack conform` (peers/README.md#baselines).\n\
+         # One line `CASE VERDICT` per case that does not PASS; the other {} of {} cases PASS.\n\
          # Written by `cargo xtask conform-peers --update-baselines`; every run compares with it.\n",
         verdicts.len() - misses.len(),
         verdicts.len()
@@ -220,8 +220,8 @@ mod tests {
     fn render_lists_the_misses_sorted_and_parses_back() {
         let v = run(&[("z/1", "FAIL"), ("a/1", "PASS"), ("b/2", "NON-STRICT")]);
         let text = render("node", &v);
-        assert!(text.starts_with("# Known verdicts of `hijack conform` against node"));
-        assert!(text.contains("every other case (1 of 3) PASSes"));
+        assert!(text.starts_with("# node: the known verdicts of `hijack conform`"));
+        assert!(text.contains("the other 1 of 3 cases PASS"));
         assert!(text.ends_with("\nb/2 NON-STRICT\nz/1 FAIL\n"));
         assert_eq!(compare(&parse(&text).unwrap(), &v), vec![]);
     }

@@ -178,7 +178,7 @@ pub fn main(args: &[String]) -> i32 {
         if !non_empty(&json) {
             continue;
         }
-        match check_baseline(name, &json, update, &mut lines) {
+        match check_baseline(name, &json, Path::new(baselines::DIR), update, &mut lines) {
             Ok(()) => {}
             Err(e) => errors.push(e),
         }
@@ -202,11 +202,12 @@ pub fn main(args: &[String]) -> i32 {
     reference_rc
 }
 
-/// Compares `name`'s report with its baseline (adding what it prints to `lines`), or with
-/// `update` writes the baseline from the report. Err: what fails the run.
+/// Compares `name`'s report with its baseline `dir/NAME.txt` (adding what it prints to
+/// `lines`), or with `update` writes the baseline from the report. Err: what fails the run.
 fn check_baseline(
     name: &str,
     json: &Path,
+    dir: &Path,
     update: bool,
     lines: &mut Vec<String>,
 ) -> Result<(), String> {
@@ -216,7 +217,7 @@ fn check_baseline(
         .map_err(|e| format!("{name}: {}: {e}", json.display()))?;
     let verdicts =
         baselines::verdicts(&report).map_err(|e| format!("{name}: {}: {e}", json.display()))?;
-    let path = Path::new(baselines::DIR).join(format!("{name}.txt"));
+    let path = dir.join(format!("{name}.txt"));
     let old = match fs::read_to_string(&path) {
         Ok(text) => {
             Some(baselines::parse(&text).map_err(|e| format!("{name}: {}: {e}", path.display()))?)
@@ -230,7 +231,7 @@ fn check_baseline(
         .unwrap_or_default();
     let misses = verdicts.iter().filter(|(_, v)| v != "PASS").count();
     if update {
-        let _ = fs::create_dir_all(baselines::DIR);
+        let _ = fs::create_dir_all(dir);
         fs::write(&path, baselines::render(name, &verdicts))
             .map_err(|e| format!("{name}: {}: {e}", path.display()))?;
         let what = match &old {
@@ -476,6 +477,42 @@ mod tests {
         let log = "building\nlistening on http://127.0.0.1:4000 (pid 3)\nlistening on http://x\n";
         assert_eq!(listening_url(log).as_deref(), Some("http://127.0.0.1:4000"));
         assert_eq!(listening_url("nothing\n"), None);
+    }
+
+    #[test]
+    fn check_baseline_writes_then_compares() {
+        let dir = std::env::temp_dir().join(format!("xtask-baseline-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("node.json");
+        let report = |second: &str| {
+            format!(
+                r#"{{"cases":[{{"name":"h/1","verdict":"PASS"}},{{"name":"h/2","verdict":"{second}"}}]}}"#
+            )
+        };
+        let mut lines = Vec::new();
+        // No baseline yet: the run fails and says how to write one.
+        fs::write(&json, report("FAIL")).unwrap();
+        let e = check_baseline("node", &json, &dir, false, &mut lines).unwrap_err();
+        assert!(e.contains("--update-baselines node"), "{e}");
+        // --update-baselines writes it; then the same report is no change.
+        check_baseline("node", &json, &dir, true, &mut lines).unwrap();
+        let text = fs::read_to_string(dir.join("node.txt")).unwrap();
+        assert!(text.ends_with("\nh/2 FAIL\n"), "{text}");
+        check_baseline("node", &json, &dir, false, &mut lines).unwrap();
+        // A FIXED case fails the run; an INCONCLUSIVE one is only reported.
+        fs::write(&json, report("PASS")).unwrap();
+        let e = check_baseline("node", &json, &dir, false, &mut lines).unwrap_err();
+        assert!(e.contains("1 case(s) differ"), "{e}");
+        fs::write(&json, report("INCONCLUSIVE")).unwrap();
+        check_baseline("node", &json, &dir, false, &mut lines).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "  node: FIXED h/2 PASS (baseline FAIL)"),
+            "{lines:?}"
+        );
     }
 
     #[test]
