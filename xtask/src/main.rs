@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod baselines;
 mod bench;
 mod duvet;
 mod fuzz;
@@ -26,7 +27,8 @@ commands:
   fuzz-check      the fuzz targets built, their corpora replayed, a short smoke run
   fuzz-mutants    the fuzz column of the kill matrix [--mutant M]... [--target T]... [--seconds N] [--no-readme]
   duvet-check     SPEC.md's MUSTs against the tests that cite them [-v]
-  conform-peers   the conformance suite against the reference server and the peers [NAME...]
+  conform-peers   the conformance suite against the reference server and the peers,
+                  compared with their baselines [--update-baselines] [NAME...]
   html-check      the conformance matrix page rendered in headless Chromium and checked; a screenshot
   soak            the bounded soak [--full]
   bench           ours against Go 1.24.11 and 1.27.3, one table (BENCH_QUICK=1: shorter); target/bench/";

@@ -4,10 +4,15 @@
 //! launchers, the one place of that logic); the table is `table` below (it was peers/report.py).
 //!
 //! Reports: target/conform/NAME.json and NAME.xml (the harness's), NAME.log (its output),
-//! NAME.server.log (the peer's stdout and stderr), table.md (the table printed at the end).
-//! Exit status: non-zero only when the reference server has a FAIL, or a peer could not be
-//! built, started or tested (no report); a peer's FAILs are findings (peers/FINDINGS.md).
+//! NAME.server.log (the peer's stdout and stderr), table.md (the table printed at the end),
+//! baselines.txt (the comparison with the baselines).
+//! Each report is compared with the peer's baseline (peers/baselines/NAME.txt, `baselines`);
+//! `--update-baselines` writes the baselines from the run instead.
+//! Exit status: non-zero when the reference server has a FAIL, a peer could not be built,
+//! started or tested (no report), or a report differs from its baseline (a NEW, FIXED or GONE
+//! case that counts); a peer's FAILs as such are findings (peers/FINDINGS.md, peers/PROXIES.md).
 
+use crate::baselines;
 use crate::proc::{self, Stoppable};
 use serde_json::Value;
 use std::fs;
@@ -29,18 +34,33 @@ pub const BUILD_HIJACK: &[&str] = &[
 /// Where that build puts it.
 pub const HIJACK_BIN: &str = "target/release/hijack";
 
-const DEFAULT_PEERS: &[&str] = &["go-1.24.11", "go-1.27.3", "node", "hyper"];
+const DEFAULT_PEERS: &[&str] = &[
+    "go-1.24.11",
+    "go-1.27.3",
+    "node",
+    "hyper",
+    // Proxies in front of the reference server (peers/PROXIES.md).
+    "nginx-1.22",
+    "haproxy-2.6",
+    "haproxy-2.6-abortonclose",
+    "apache-2.4",
+];
 const OUT: &str = "target/conform";
 
-pub const USAGE: &str = "usage: cargo xtask conform-peers [NAME...]
-  NAME: go-1.24.11, go-1.27.3, node, hyper (default all four); the reference server is always
-  tested first. Reports in target/conform/.";
+pub const USAGE: &str = "usage: cargo xtask conform-peers [--update-baselines] [NAME...]
+  NAME: go-1.24.11, go-1.27.3, node, hyper, nginx-1.22, haproxy-2.6, haproxy-2.6-abortonclose,
+  apache-2.4 (default all of them); the reference server is always tested first. Reports in
+  target/conform/. Each report is compared with its baseline, peers/baselines/NAME.txt: a NEW,
+  FIXED or GONE case fails the run (one to or from INCONCLUSIVE is only reported).
+  --update-baselines: write the baselines of the peers run from their reports instead.";
 
 pub fn main(args: &[String]) -> i32 {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return 0;
     }
+    let update = args.iter().any(|a| a == "--update-baselines");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--update-baselines").collect();
     if let Some(flag) = args.iter().find(|a| a.starts_with('-')) {
         eprintln!("xtask conform-peers: unrecognized argument '{flag}'\n{USAGE}");
         return 2;
@@ -48,7 +68,7 @@ pub fn main(args: &[String]) -> i32 {
     let names: Vec<&str> = if args.is_empty() {
         DEFAULT_PEERS.to_vec()
     } else {
-        args.iter().map(String::as_str).collect()
+        args.iter().map(|a| a.as_str()).collect()
     };
     let started = Instant::now();
     let out = Path::new(OUT);
@@ -152,6 +172,23 @@ pub fn main(args: &[String]) -> i32 {
             Err(e) => eprintln!("conform-peers: the table: {e}"),
         }
     }
+    let mut lines = Vec::new();
+    for &name in &all {
+        let json = out.join(format!("{name}.json"));
+        if !non_empty(&json) {
+            continue;
+        }
+        match check_baseline(name, &json, Path::new(baselines::DIR), update, &mut lines) {
+            Ok(()) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    for line in &lines {
+        eprintln!("conform-peers: {line}");
+    }
+    if let Err(e) = fs::write(out.join("baselines.txt"), lines.join("\n") + "\n") {
+        eprintln!("conform-peers: {OUT}/baselines.txt: {e}");
+    }
     eprintln!(
         "conform-peers: total {} s; reports in {OUT}/",
         proc::whole_secs(started)
@@ -163,6 +200,86 @@ pub fn main(args: &[String]) -> i32 {
         return 1;
     }
     reference_rc
+}
+
+/// Compares `name`'s report with its baseline `dir/NAME.txt` (adding what it prints to
+/// `lines`), or with `update` writes the baseline from the report. Err: what fails the run.
+fn check_baseline(
+    name: &str,
+    json: &Path,
+    dir: &Path,
+    update: bool,
+    lines: &mut Vec<String>,
+) -> Result<(), String> {
+    let report: Value = fs::read_to_string(json)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{name}: {}: {e}", json.display()))?;
+    let verdicts =
+        baselines::verdicts(&report).map_err(|e| format!("{name}: {}: {e}", json.display()))?;
+    let path = dir.join(format!("{name}.txt"));
+    let old = match fs::read_to_string(&path) {
+        Ok(text) => {
+            Some(baselines::parse(&text).map_err(|e| format!("{name}: {}: {e}", path.display()))?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("{name}: {}: {e}", path.display())),
+    };
+    let changes = old
+        .as_ref()
+        .map(|old| baselines::compare(old, &verdicts))
+        .unwrap_or_default();
+    let misses = verdicts.iter().filter(|(_, v)| v != "PASS").count();
+    if update {
+        let _ = fs::create_dir_all(dir);
+        fs::write(&path, baselines::render(name, &verdicts))
+            .map_err(|e| format!("{name}: {}: {e}", path.display()))?;
+        let what = match &old {
+            None => "new".to_string(),
+            Some(_) if changes.is_empty() => "unchanged".to_string(),
+            Some(_) => baselines::summary(&changes),
+        };
+        lines.push(format!(
+            "baseline {name}: wrote {} ({misses} non-PASS of {}; {what})",
+            path.display(),
+            verdicts.len()
+        ));
+        lines.extend(changes.iter().map(|c| format!("  {name}: {c}")));
+        return Ok(());
+    }
+    if old.is_none() {
+        lines.push(format!(
+            "baseline {name}: none ({} is missing)",
+            path.display()
+        ));
+        return Err(format!(
+            "{name}: no baseline {} (cargo xtask conform-peers --update-baselines {name} writes it)",
+            path.display()
+        ));
+    }
+    if changes.is_empty() {
+        lines.push(format!(
+            "baseline {name}: as {} ({misses} non-PASS of {})",
+            path.display(),
+            verdicts.len()
+        ));
+        return Ok(());
+    }
+    lines.push(format!(
+        "baseline {name}: {} against {}",
+        baselines::summary(&changes),
+        path.display()
+    ));
+    lines.extend(changes.iter().map(|c| format!("  {name}: {c}")));
+    let counted = changes.iter().filter(|c| c.counts()).count();
+    if counted == 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "{name}: {counted} case(s) differ from {} (see above; if the change is expected, \
+         cargo xtask conform-peers --update-baselines {name} accepts it)",
+        path.display()
+    ))
 }
 
 fn non_empty(path: &Path) -> bool {
@@ -360,6 +477,42 @@ mod tests {
         let log = "building\nlistening on http://127.0.0.1:4000 (pid 3)\nlistening on http://x\n";
         assert_eq!(listening_url(log).as_deref(), Some("http://127.0.0.1:4000"));
         assert_eq!(listening_url("nothing\n"), None);
+    }
+
+    #[test]
+    fn check_baseline_writes_then_compares() {
+        let dir = std::env::temp_dir().join(format!("xtask-baseline-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("node.json");
+        let report = |second: &str| {
+            format!(
+                r#"{{"cases":[{{"name":"h/1","verdict":"PASS"}},{{"name":"h/2","verdict":"{second}"}}]}}"#
+            )
+        };
+        let mut lines = Vec::new();
+        // No baseline yet: the run fails and says how to write one.
+        fs::write(&json, report("FAIL")).unwrap();
+        let e = check_baseline("node", &json, &dir, false, &mut lines).unwrap_err();
+        assert!(e.contains("--update-baselines node"), "{e}");
+        // --update-baselines writes it; then the same report is no change.
+        check_baseline("node", &json, &dir, true, &mut lines).unwrap();
+        let text = fs::read_to_string(dir.join("node.txt")).unwrap();
+        assert!(text.ends_with("\nh/2 FAIL\n"), "{text}");
+        check_baseline("node", &json, &dir, false, &mut lines).unwrap();
+        // A FIXED case fails the run; an INCONCLUSIVE one is only reported.
+        fs::write(&json, report("PASS")).unwrap();
+        let e = check_baseline("node", &json, &dir, false, &mut lines).unwrap_err();
+        assert!(e.contains("1 case(s) differ"), "{e}");
+        fs::write(&json, report("INCONCLUSIVE")).unwrap();
+        check_baseline("node", &json, &dir, false, &mut lines).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "  node: FIXED h/2 PASS (baseline FAIL)"),
+            "{lines:?}"
+        );
     }
 
     #[test]
