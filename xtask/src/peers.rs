@@ -153,6 +153,14 @@ pub fn main(args: &[String]) -> i32 {
             errors.push(format!(
                 "reference: hijack conform exit {rc} (a FAIL; see {OUT}/reference.log)"
             ));
+        } else if name == "reference" {
+            // The reference passes every case: an INCONCLUSIVE or NON-STRICT there is a
+            // harness or reference bug, not a finding.
+            let not_pass = not_passing(&json);
+            if !not_pass.is_empty() {
+                reference_rc = 1;
+                errors.push(format!("reference: not PASS: {}", not_pass.join(", ")));
+            }
         }
     }
 
@@ -170,6 +178,24 @@ pub fn main(args: &[String]) -> i32 {
                 }
             }
             Err(e) => eprintln!("conform-peers: the table: {e}"),
+        }
+    }
+    if !reports.is_empty() {
+        // The matrix page of every report, a column each (SPEC.md#conformance-endpoints).
+        let page = out.join("matrix.html");
+        let ok = Command::new(HIJACK_BIN)
+            .args(["report", "--html"])
+            .arg(&page)
+            .args(&reports)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            eprintln!("conform-peers: the matrix: {}", page.display());
+        } else {
+            errors.push(format!(
+                "the matrix: hijack report --html {} failed",
+                page.display()
+            ));
         }
     }
     let mut lines = Vec::new();
@@ -282,6 +308,28 @@ fn check_baseline(
     ))
 }
 
+/// `case VERDICT` of every case of the JSON report at `json` that did not PASS.
+fn not_passing(json: &Path) -> Vec<String> {
+    let report: Value = fs::read_to_string(json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    match report["cases"].as_array() {
+        Some(cases) => cases
+            .iter()
+            .filter(|c| c["verdict"] != "PASS")
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["name"].as_str().unwrap_or("?"),
+                    c["verdict"].as_str().unwrap_or("?")
+                )
+            })
+            .collect(),
+        None => vec!["the report has no cases".into()],
+    }
+}
+
 fn non_empty(path: &Path) -> bool {
     path.metadata().is_ok_and(|m| m.len() > 0)
 }
@@ -329,11 +377,11 @@ fn run_conform(url: &str, json: &Path, xml: &Path, log: &Path) -> i32 {
     }
 }
 
-const VERDICTS: &[&str] = &["PASS", "FAIL", "NON-STRICT", "UNSUPPORTED"];
+const VERDICTS: &[&str] = &["PASS", "FAIL", "NON-STRICT", "INCONCLUSIVE", "UNSUPPORTED"];
 
 /// The comparison table (markdown) of `hijack conform --json` reports, each named by its file
 /// stem: one row per implementation, one column per case group, each cell
-/// PASS/FAIL/NON-STRICT/UNSUPPORTED counts, then the memory figure; then every case that did not
+/// PASS/FAIL/NON-STRICT/INCONCLUSIVE/UNSUPPORTED counts, then the memory figure; then every case that did not
 /// PASS, per implementation. Reads the report's fields (src/conform/report.rs): `cases[]` with
 /// `name`, `group`, `verdict`, `figures.bytes_per_connection`; it judges nothing itself.
 pub fn table(paths: &[PathBuf]) -> Result<String, String> {
@@ -397,7 +445,7 @@ pub fn table(paths: &[PathBuf]) -> Result<String, String> {
     };
 
     let mut out = vec![
-        "Each cell: PASS/FAIL/NON-STRICT/UNSUPPORTED cases. Memory: live heap bytes retained \
+        "Each cell: PASS/FAIL/NON-STRICT/INCONCLUSIVE/UNSUPPORTED cases. Memory: live heap bytes retained \
          per held hijacked connection (`memory/retained-per-hijack`)."
             .to_string(),
         String::new(),
@@ -525,12 +573,12 @@ mod tests {
         fs::write(&b, r#"{"cases":[{"name":"h/1","group":"h","verdict":"FAIL"},{"name":"x/1","group":"x","verdict":"NON-STRICT"},{"name":"memory/r","group":"memory","verdict":"UNSUPPORTED","figures":null}]}"#).unwrap();
         let t = table(&[a, b]).unwrap();
         fs::remove_dir_all(&dir).unwrap();
-        let expected = "Each cell: PASS/FAIL/NON-STRICT/UNSUPPORTED cases. Memory: live heap bytes retained per held hijacked connection (`memory/retained-per-hijack`).
+        let expected = "Each cell: PASS/FAIL/NON-STRICT/INCONCLUSIVE/UNSUPPORTED cases. Memory: live heap bytes retained per held hijacked connection (`memory/retained-per-hijack`).
 
 | implementation | h | memory | x | all | retained per hijack |
 |---|---|---|---|---|---|
-| reference | 1/0/0/0 | 1/0/0/0 | – | 2/0/0/0 | 12,345 B (PASS) |
-| node | 0/1/0/0 | 0/0/0/1 | 0/0/1/0 | 0/1/1/1 | UNSUPPORTED |
+| reference | 1/0/0/0/0 | 1/0/0/0/0 | – | 2/0/0/0/0 | 12,345 B (PASS) |
+| node | 0/1/0/0/0 | 0/0/0/0/1 | 0/0/1/0/0 | 0/1/1/0/1 | UNSUPPORTED |
 
 node: `h/1` FAIL, `x/1` NON-STRICT, `memory/r` UNSUPPORTED";
         assert_eq!(t, expected);
