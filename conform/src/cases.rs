@@ -14,6 +14,9 @@ const ECHO: &str =
 /// 64 distinct bytes: a lost or repeated byte shifts every later one.
 const PATTERN: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
 
+/// Sent after a case's new-protocol bytes, echoed after them: bytes no case sends otherwise.
+const END_MARK: &str = "#end of the echo#";
+
 /// A request the server must never answer: it hides inside a body.
 const HIDDEN: &str = "GET /smuggled HTTP/1.1\r\nHost: conform\r\n\r\n";
 
@@ -124,11 +127,15 @@ impl Case {
             repeat,
         })
     }
-    /// Half-close, then the echo to its end: exactly these bytes, then the server's close.
-    /// Reading after the half-close makes a lost byte decisive: the echo ends without it.
+    /// The echo to its end: the end mark is sent after everything else, so the echo is
+    /// exactly these bytes and then the mark, and a lost byte is decided when the mark
+    /// arrives early; then a half-close and the server's close. (Half-closing before the
+    /// echo is read would race proxies that end a tunnel on the client's half-close.)
     fn echoed_to_end(self, data: &str, repeat: Option<usize>) -> Case {
-        self.step(Step::ShutdownWrite { conn: 0 })
+        self.send(END_MARK)
             .expect_bytes(data, repeat)
+            .expect_bytes(END_MARK, None)
+            .step(Step::ShutdownWrite { conn: 0 })
             .step(Step::ExpectClose { conn: 0 })
     }
     fn event(self, id: &str, close_notify: &str, within_ms: u64) -> Case {

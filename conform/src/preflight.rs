@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runner::{FollowUpAnswer, follow_up_request, read_one};
+use crate::runner::{FollowUpAnswer, follow_up_request, names_request, read_one};
 use crate::vector::{Endpoint, Step, Vector, latin1_bytes};
 use crate::wire::{Client, Response, WireLog};
 
@@ -97,11 +97,15 @@ impl Preflight {
             p.follow_up = FollowUpAnswer {
                 status: Some(r.status),
                 reflects: r.body.windows(token.len()).any(|w| w == token.as_bytes()),
+                names_method: names_request(r, &token),
             };
         }
         p.checks.push(ContractCheck {
             probe: "GET /?follow-up=… (the follow-up request)".into(),
             answer: match (&fu, p.follow_up.reflects) {
+                (Ok(r), true) if p.follow_up.names_method => {
+                    format!("{}, the body names the method and target", r.status)
+                }
                 (Ok(r), true) => format!("{}, the body names the target", r.status),
                 (Ok(r), false) => format!(
                     "{}, the body does not name the target (answers are told apart by status and order)",

@@ -89,6 +89,9 @@ pub struct FollowUpAnswer {
     pub status: Option<u16>,
     /// Whether the body names the request target (then the token identifies the answer).
     pub reflects: bool,
+    /// Whether the body names method and target, `GET /?follow-up=…`, so that a follow-up
+    /// read together with earlier bytes shows as another method.
+    pub names_method: bool,
 }
 
 /// The follow-up request for the token `token`.
@@ -446,6 +449,8 @@ struct Seen {
     trouble: Option<String>,
     /// The status of a response the close cut short (its status line arrived, not its end).
     truncated: Option<u16>,
+    /// The follow-up was answered as part of a request that began with earlier bytes.
+    merged: Option<String>,
     /// How the reading ended: `None` when it stopped because it had enough.
     end: Option<ReadEnd>,
 }
@@ -619,9 +624,31 @@ impl Expect<'_> {
                 usize::MAX,
                 Duration::ZERO,
             );
-            c.shutdown_write(log);
-            seen.read(c, log, Instant::now() + self.timeout, |_| false);
+            // Wait for its answer before half-closing: a server that takes a half-close
+            // for an abort (HAProxy's `option abortonclose`) would answer that instead.
+            let candidate = |got: &[Response]| {
+                if answer.reflects {
+                    got.iter().any(|r| names(r, token))
+                } else {
+                    got.len() > n && got.last().map(|r| r.status) == answer.status
+                }
+            };
+            seen.read(c, log, Instant::now() + self.timeout, candidate);
+            let decided = answer.reflects && seen.end.is_none();
+            if !decided && !matches!(seen.end, Some(ReadEnd::Eof | ReadEnd::Reset)) {
+                // No answer yet, or one that a later response may show was a smuggled
+                // request's: half-close, so the server ends what it has, and read to the end.
+                seen.end = None;
+                c.shutdown_write(log);
+                seen.read(c, log, Instant::now() + self.timeout, |_| false);
+            }
             answered = take_follow_up_answer(&mut seen.got, token, answer, n);
+            if let Some(r) = &answered
+                && answer.names_method
+                && !names_request(r, token)
+            {
+                seen.merged = Some(merged_with(r, token, &c.sent[..sent_before]));
+            }
         }
         self.judge(&seen, answered.as_ref(), &c.sent[..sent_before])
     }
@@ -646,6 +673,13 @@ impl Expect<'_> {
             (Some(n), Some(m)) => Some(n.max(m)),
             (n, m) => n.or(m).filter(|_| follow_up.is_some() || m.is_some()),
         };
+        if let Some(m) = &seen.merged {
+            misses.push(missed(
+                Level::Must,
+                "the follow-up request answered as a request of its own",
+                format!("smuggling: {m}; {observed}"),
+            ));
+        }
         let counted = seen.got.len() + usize::from(seen.truncated.is_some());
         if let Some(limit) = limit.or(self.max_responses)
             && counted > limit
@@ -762,17 +796,65 @@ fn take_follow_up_answer(
     answer: &FollowUpAnswer,
     n: usize,
 ) -> Option<Response> {
-    let names = |r: &Response| {
-        r.body
-            .windows(token.len().max(1))
-            .any(|w| w == token.as_bytes())
-    };
     let at = if answer.reflects {
-        got.iter().rposition(names)
+        got.iter().rposition(|r| names(r, token))
     } else {
         (got.len() > n && got.last().map(|r| r.status) == answer.status).then(|| got.len() - 1)
     }?;
     Some(got.remove(at))
+}
+
+/// Whether the body of `r` names `token`.
+fn names(r: &Response, token: &str) -> bool {
+    find(&r.body, token.as_bytes()).is_some()
+}
+
+/// Whether the body of `r` names the follow-up request itself, `GET /?follow-up=TOKEN`, as a
+/// request of its own: at the start of the body or after a byte that cannot be part of a
+/// method.
+pub fn names_request(r: &Response, token: &str) -> bool {
+    let line = format!("GET /?follow-up={token}");
+    let body = &r.body;
+    let mut from = 0;
+    while let Some(i) = find(&body[from..], line.as_bytes()) {
+        let at = from + i;
+        if at == 0 || !is_tchar(body[at - 1]) {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+/// RFC 9110 §5.6.2 tchar.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// What the follow-up was answered as: the bytes its answer names before `GET`, and where
+/// they are in `sent`.
+fn merged_with(r: &Response, token: &str, sent: &[u8]) -> String {
+    let target = format!("/?follow-up={token}");
+    let at = find(&r.body, target.as_bytes()).unwrap_or(0);
+    let start = r.body[..at]
+        .iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(0, |i| i + 1);
+    let named = &r.body[start..at];
+    let prefix = named.strip_suffix(b"GET ").unwrap_or(named);
+    let tail = prefix.iter().rev().take_while(|&&b| is_tchar(b)).count();
+    let method_tail = &prefix[prefix.len() - tail..];
+    let offset = (!method_tail.is_empty())
+        .then(|| {
+            sent.windows(method_tail.len())
+                .rposition(|w| w == method_tail)
+        })
+        .flatten();
+    format!(
+        "the follow-up was answered as \"{}GET {target}\": bytes the client sent before it{} were read as the start of a request",
+        escape(method_tail),
+        offset.map_or(String::new(), |o| format!(", from byte {o}"))
+    )
 }
 
 /// Where the bytes answered as extra requests are in `sent`: a request line named by a
