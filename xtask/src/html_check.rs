@@ -23,7 +23,14 @@ use std::time::{Duration, SystemTime};
 const OUT: &str = "target/conform";
 const MATRIX: &str = "target/conform/matrix.html";
 const SCREENSHOT: &str = "target/conform/matrix.png";
+/// The screenshot's window: 1400×2000, wider when the columns need it.
 const WINDOW: (u32, u32) = (1400, 2000);
+
+/// The window for `columns` implementations: the case column, then about 140 px each.
+fn window(columns: usize) -> (u32, u32) {
+    let wide = 440 + 140 * u32::try_from(columns).unwrap_or(u32::MAX / 256);
+    (WINDOW.0.max(wide), WINDOW.1)
+}
 
 /// Debian's Chromium, pinned at the version `apt-cache policy chromium` gave as its candidate
 /// when this was written. Debian's security archive keeps only the newest build: when this one
@@ -155,7 +162,10 @@ pub fn main(args: &[String]) -> i32 {
     for (name, result) in check_dom(dom.as_deref().unwrap_or_default(), &want) {
         tally.record(name, &result);
     }
-    tally.record("screenshot", &screenshot(&url, &root.join(SCREENSHOT)));
+    tally.record(
+        "screenshot",
+        &screenshot(&url, &root.join(SCREENSHOT), window(reports.len())),
+    );
     tally.close()
 }
 
@@ -328,25 +338,25 @@ fn dump_dom(url: &str) -> Result<String, String> {
 }
 
 /// The screenshot: a PNG of the window's size.
-fn screenshot(url: &str, png: &Path) -> Result<String, String> {
+fn screenshot(url: &str, png: &Path, window: (u32, u32)) -> Result<String, String> {
     let _ = fs::remove_file(png);
     run_chromium(
         url,
         &[
             format!("--screenshot={}", png.display()),
-            format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+            format!("--window-size={},{}", window.0, window.1),
         ],
     )?;
     let bytes = fs::read(png).map_err(|e| format!("no screenshot: {}: {e}", png.display()))?;
     let size = png_size(&bytes).ok_or(format!("{} is not a PNG", png.display()))?;
-    if size != WINDOW {
+    if size != window {
         return Err(format!(
             "{}: {}×{}, not {}×{}",
             png.display(),
             size.0,
             size.1,
-            WINDOW.0,
-            WINDOW.1
+            window.0,
+            window.1
         ));
     }
     Ok(format!(
