@@ -113,19 +113,8 @@ fn suffix(note: &str) -> String {
 }
 
 pub fn main(args: &[String]) -> i32 {
-    match args {
-        [] => {}
-        [help] if help == "-h" || help == "--help" => {
-            println!("{USAGE}");
-            return 0;
-        }
-        _ => {
-            eprintln!(
-                "xtask html-check: unrecognized argument '{}'\n{USAGE}",
-                args[0]
-            );
-            return 2;
-        }
+    if let Some(code) = proc::no_arguments("html-check", USAGE, args) {
+        return code;
     }
     let mut tally = Tally::default();
     let root = proc::root();

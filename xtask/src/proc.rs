@@ -348,3 +348,22 @@ mod tests {
         assert!(d.starts_with("20"), "{d}");
     }
 }
+
+/// For a command that takes no argument: `Some(0)` after printing `usage` for `-h`/`--help`,
+/// `Some(2)` with a message for anything else, `None` when there is nothing to say.
+pub fn no_arguments(command: &str, usage: &str, args: &[String]) -> Option<i32> {
+    match args {
+        [] => None,
+        [help] if help == "-h" || help == "--help" => {
+            println!("{usage}");
+            Some(0)
+        }
+        _ => {
+            eprintln!(
+                "xtask {command}: unrecognized argument '{}'\n{usage}",
+                args[0]
+            );
+            Some(2)
+        }
+    }
+}

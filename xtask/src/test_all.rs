@@ -75,19 +75,8 @@ impl Steps {
 }
 
 pub fn main(args: &[String]) -> i32 {
-    match args {
-        [] => {}
-        [help] if help == "-h" || help == "--help" => {
-            println!("{USAGE}");
-            return 0;
-        }
-        _ => {
-            eprintln!(
-                "xtask test-all: unrecognized argument '{}'\n{USAGE}",
-                args[0]
-            );
-            return 2;
-        }
+    if let Some(code) = proc::no_arguments("test-all", USAGE, args) {
+        return code;
     }
     let _ = std::fs::create_dir_all(LOG);
     let started = Instant::now();
