@@ -91,6 +91,13 @@ fn test_command(lib: bool, keep: impl Fn(&str) -> bool) -> Vec<String> {
     args
 }
 
+/// The integration tests of the tests column: all but the proptest suites (their own column)
+/// and the harness's own tests against servers they build (`harness_*`: no core code runs
+/// there, so no core mutant could be killed).
+fn in_tests_column(test: &str) -> bool {
+    !test.starts_with("prop_") && !test.starts_with("harness_")
+}
+
 fn suite(name: &str, mutant: Option<&Mutant>) -> Suite {
     match name {
         "loom" => Suite {
@@ -109,8 +116,7 @@ fn suite(name: &str, mutant: Option<&Mutant>) -> Suite {
                     );
                     args
                 }
-                // Unit and integration tests, without the proptest suites (their own column).
-                None => test_command(true, |t| !t.starts_with("prop_")),
+                None => test_command(true, in_tests_column),
             };
             Suite {
                 args,
@@ -417,7 +423,7 @@ mod tests {
 
     #[test]
     fn the_tests_suite_is_every_non_proptest_integration_test_with_the_unit_tests() {
-        let args = test_command(true, |t| !t.starts_with("prop_"));
+        let args = test_command(true, in_tests_column);
         assert!(args.starts_with(&strings(&[
             "test",
             "--no-fail-fast",
@@ -431,6 +437,7 @@ mod tests {
             assert!(args.windows(2).any(|w| w == ["--test", test]), "{args:?}");
         }
         assert!(!args.iter().any(|a| a.starts_with("prop_")), "{args:?}");
+        assert!(!args.iter().any(|a| a.starts_with("harness_")), "{args:?}");
         let prop = test_command(false, |t| t.starts_with("prop_"));
         assert!(
             prop.windows(2).any(|w| w == ["--test", "prop_lifecycle"]),
