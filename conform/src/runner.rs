@@ -600,7 +600,7 @@ impl Expect<'_> {
                 seen.end = None;
                 c.shutdown_write(log);
                 seen.read(c, log, Instant::now() + self.timeout, |_| false);
-                return self.judge(&seen, None, &c.sent[..sent_before]);
+                return self.judge(&seen, true, None, &c.sent[..sent_before]);
             }
             seen.end = None;
             // Let a server that is still writing finish first: a follow-up that reaches a
@@ -616,7 +616,7 @@ impl Expect<'_> {
             }
             seen.read(c, log, Instant::now(), |_| true);
             if seen.end.is_some() || seen.trouble.is_some() {
-                return self.judge(&seen, None, &c.sent[..sent_before]);
+                return self.judge(&seen, true, None, &c.sent[..sent_before]);
             }
             c.send(
                 log,
@@ -650,10 +650,23 @@ impl Expect<'_> {
                 seen.merged = Some(merged_with(r, token, &c.sent[..sent_before]));
             }
         }
-        self.judge(&seen, answered.as_ref(), &c.sent[..sent_before])
+        self.judge(
+            &seen,
+            follow_up.is_some(),
+            answered.as_ref(),
+            &c.sent[..sent_before],
+        )
     }
 
-    fn judge(&self, seen: &Seen, follow_up: Option<&Response>, sent: &[u8]) -> Vec<StepMiss> {
+    /// Judges what was seen; `probed`: the step has a follow-up (sent or not), whose answer,
+    /// if one came, is `follow_up`.
+    fn judge(
+        &self,
+        seen: &Seen,
+        probed: bool,
+        follow_up: Option<&Response>,
+        sent: &[u8],
+    ) -> Vec<StepMiss> {
         let expected = self.expected();
         let mut observed = list(&seen.got);
         if let Some(r) = follow_up {
@@ -669,9 +682,10 @@ impl Expect<'_> {
         let n = self.want.map(<[_]>::len);
         // Responses beyond the expected ones answer bytes the client never sent as a
         // request: smuggling, whatever the case's level.
-        let limit = match (n, self.max_responses) {
-            (Some(n), Some(m)) => Some(n.max(m)),
-            (n, m) => n.or(m).filter(|_| follow_up.is_some() || m.is_some()),
+        // With a follow-up every response is accounted for: the listed ones, then its answer.
+        let limit = match (probed, n, self.max_responses) {
+            (true, Some(n), m) => Some(n.max(m.unwrap_or(0))),
+            (_, _, m) => m,
         };
         if let Some(m) = &seen.merged {
             misses.push(missed(
@@ -681,7 +695,7 @@ impl Expect<'_> {
             ));
         }
         let counted = seen.got.len() + usize::from(seen.truncated.is_some());
-        if let Some(limit) = limit.or(self.max_responses)
+        if let Some(limit) = limit
             && counted > limit
         {
             let extra = counted - limit;
@@ -772,7 +786,7 @@ impl Expect<'_> {
                     format!("no close within {}: {observed}", secs(self.timeout)),
                 ));
             }
-        } else if follow_up.is_none() && seen.end == Some(ReadEnd::Timeout) && limit.is_some() {
+        } else if probed && follow_up.is_none() && seen.end == Some(ReadEnd::Timeout) {
             // The follow-up was sent, but neither its answer nor a close arrived.
             misses.push(undecided(
                 self.level,
