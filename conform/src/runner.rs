@@ -1005,6 +1005,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_follow_up_read_with_earlier_bytes_is_told_from_its_own_answer() {
+        let answer = |body: &str| Response {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+            minor: 1,
+        };
+        let own = answer("GET /?follow-up=T1: 0 body bytes read\n");
+        assert!(names(&own, "T1") && names_request(&own, "T1"));
+        // HAProxy read `Content-Length: 2^64` as 0: the body became a method prefix.
+        let merged = answer("helloGET /?follow-up=T1: 0 body bytes read\n");
+        assert!(names(&merged, "T1") && !names_request(&merged, "T1"));
+        let sent = b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\nhello";
+        let said = merged_with(&merged, "T1", sent);
+        assert!(
+            said.contains("\"helloGET /?follow-up=T1\"") && said.contains("from byte 57"),
+            "{said}"
+        );
+        // A target-only echo (a directory listing) names the token but not the method.
+        assert!(!names_request(
+            &answer("Directory listing for /?follow-up=T1"),
+            "T1"
+        ));
+    }
+
+    #[test]
     fn request_lines_are_found_where_they_start() {
         let sent =
             b"POST / HTTP/1.1\r\nHost: x\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n";
