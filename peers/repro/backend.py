@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A stand-in backend for the proxy peers' reproductions (peers/PROXIES.md): prints exactly what
+"""A stand-in backend for the proxy peers' reproductions (peers/FINDINGS.md): prints exactly what
 the proxy forwarded, so that a request sent with send.py can be followed through the proxy.
 Listens on 127.0.0.1:PORT (0: a free port; it prints "backend on 127.0.0.1:PORT"); for each
 connection, reads until 300 ms of silence, prints the bytes (Python escapes, one line per

@@ -10,7 +10,7 @@
 //! `--update-baselines` writes the baselines from the run instead.
 //! Exit status: non-zero when the reference server has a FAIL, a peer could not be built,
 //! started or tested (no report), or a report differs from its baseline (a NEW, FIXED or GONE
-//! case that counts); a peer's FAILs as such are findings (peers/FINDINGS.md, peers/PROXIES.md).
+//! case that counts); a peer's FAILs as such are findings (SPEC.md#peers, peers/FINDINGS.md).
 
 use crate::baselines;
 use crate::proc::{self, Stoppable};
@@ -39,7 +39,7 @@ const DEFAULT_PEERS: &[&str] = &[
     "go-1.27.3",
     "node",
     "hyper",
-    // Proxies in front of the reference server (peers/PROXIES.md).
+    // Proxies in front of the reference server (SPEC.md#peers).
     "nginx-1.22",
     "haproxy-2.6",
     "haproxy-2.6-abortonclose",
@@ -209,6 +209,10 @@ pub fn main(args: &[String]) -> i32 {
             Err(e) => errors.push(e),
         }
     }
+    lines.extend(findings_notes(
+        Path::new(baselines::DIR),
+        Path::new("SPEC.md"),
+    ));
     for line in &lines {
         eprintln!("conform-peers: {line}");
     }
@@ -226,6 +230,53 @@ pub fn main(args: &[String]) -> i32 {
         return 1;
     }
     reference_rc
+}
+
+/// What is wrong with the mapping of every baseline in `dir` onto the findings of `spec`
+/// (SPEC.md#peers, `baselines::check_findings`): one line each, after a note saying what to do.
+/// Printed with the comparison; it does not fail the run (the xtask test
+/// `every_baseline_line_is_explained_by_a_finding_of_spec_peers` does).
+fn findings_notes(dir: &Path, spec: &Path) -> Vec<String> {
+    let findings = match fs::read_to_string(spec)
+        .map_err(|e| e.to_string())
+        .and_then(|text| baselines::spec_findings(&text))
+    {
+        Ok(findings) => findings,
+        Err(e) => return vec![format!("findings: {}: {e}", spec.display())],
+    };
+    let mut all = std::collections::BTreeMap::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return vec![format!("findings: cannot read {}", dir.display())];
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let (Some(stem), Some("txt")) =
+            (path.file_stem(), path.extension().and_then(|e| e.to_str()))
+        else {
+            continue;
+        };
+        match fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| baselines::parse(&text))
+        {
+            Ok(b) => {
+                all.insert(stem.to_string_lossy().into_owned(), b);
+            }
+            Err(e) => return vec![format!("findings: {}: {e}", path.display())],
+        }
+    }
+    let problems = baselines::check_findings(&all, &findings);
+    if problems.is_empty() {
+        return problems;
+    }
+    let mut notes = vec![format!(
+        "findings: {} problem(s) in the mapping of {}/*.txt onto {}#peers (give each case its \
+         finding; see peers/README.md#baselines):",
+        problems.len(),
+        dir.display(),
+        spec.display()
+    )];
+    notes.extend(problems.into_iter().map(|p| format!("  {p}")));
+    notes
 }
 
 /// Compares `name`'s report with its baseline `dir/NAME.txt` (adding what it prints to
@@ -258,7 +309,7 @@ fn check_baseline(
     let misses = verdicts.iter().filter(|(_, v)| v != "PASS").count();
     if update {
         let _ = fs::create_dir_all(dir);
-        fs::write(&path, baselines::render(name, &verdicts))
+        fs::write(&path, baselines::render(name, &verdicts, old.as_ref()))
             .map_err(|e| format!("{name}: {}: {e}", path.display()))?;
         let what = match &old {
             None => "new".to_string(),
@@ -528,6 +579,26 @@ mod tests {
     }
 
     #[test]
+    fn findings_notes_say_what_the_mapping_lacks() {
+        let dir = std::env::temp_dir().join(format!("xtask-findings-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let spec = dir.join("SPEC.md");
+        fs::write(&spec, "# S\n\n## Peers\n\n| F1 | `node` | peer bug | x |\n").unwrap();
+        fs::write(dir.join("node.txt"), "h/1 FAIL F1\n").unwrap();
+        assert_eq!(findings_notes(&dir, &spec), Vec::<String>::new());
+        fs::write(dir.join("node.txt"), "h/1 FAIL F1\nh/2 FAIL F?\n").unwrap();
+        let notes = findings_notes(&dir, &spec);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("findings: 1 problem(s)"), "{notes:?}");
+        assert!(
+            notes[1].contains("node: h/2 FAIL is not explained"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn check_baseline_writes_then_compares() {
         let dir = std::env::temp_dir().join(format!("xtask-baseline-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -546,7 +617,7 @@ mod tests {
         // --update-baselines writes it; then the same report is no change.
         check_baseline("node", &json, &dir, true, &mut lines).unwrap();
         let text = fs::read_to_string(dir.join("node.txt")).unwrap();
-        assert!(text.ends_with("\nh/2 FAIL\n"), "{text}");
+        assert!(text.ends_with("\nh/2 FAIL F?\n"), "{text}");
         check_baseline("node", &json, &dir, false, &mut lines).unwrap();
         // A FIXED case fails the run; an INCONCLUSIVE one is only reported.
         fs::write(&json, report("PASS")).unwrap();
