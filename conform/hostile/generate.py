@@ -350,7 +350,7 @@ case("asterisk-form-get", "400 close", "asterisk-form-not-options", "'GET *' (SP
      b"GET * HTTP/1.1\r\nHost: x\r\n\r\n")
 case("asterisk-form-post", "400 close", "asterisk-form-not-options", "'POST *' (SPEC bad-input: asterisk-form outside OPTIONS)",
      b"POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-case("asterisk-form-options", "200", "valid-request", "'OPTIONS *' (control case)",
+case("asterisk-form-options", "200", "options-asterisk", "'OPTIONS *' (control case)",
      b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
 
 # --- Host ---

@@ -14,6 +14,12 @@ const ECHO: &str =
 /// 64 distinct bytes: a lost or repeated byte shifts every later one.
 const PATTERN: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
 
+/// Why an intermediary may leave an upgrade request with a body unupgraded.
+const PER_HOP_UPGRADE: &str = "RFC 9110 §7.8: \"A server MAY ignore a received Upgrade header field if it wishes to continue using the current protocol on that connection.\" (HAProxy before 3.1 drops Upgrade from a request with a body)";
+
+/// Why an intermediary may not pass a client's close on while the origin's handler waits.
+const PER_HOP_CLOSE: &str = "SPEC.md#close-notify binds the server whose handler runs; no RFC sentence requires a proxy to pass a client's close on before the response (HAProxy documents it as `option abortonclose`, off by default)";
+
 /// Sent after a case's new-protocol bytes, echoed after them: bytes no case sends otherwise.
 const END_MARK: &str = "#end of the echo#";
 
@@ -46,6 +52,7 @@ fn case(name: &str, level: Level, spec: &str, description: &str, cite: &str) -> 
         description: description.into(),
         cite: cite.into(),
         rule: String::new(),
+        per_hop: String::new(),
         needs: vec![],
         steps: vec![Step::Connect { conn: 0 }],
     })
@@ -63,6 +70,11 @@ fn statuses(list: &[u16]) -> Vec<ResponseExpect> {
 }
 
 impl Case {
+    /// What lets an intermediary differ here (see [`Vector::per_hop`]).
+    fn per_hop(mut self, why: &str) -> Case {
+        self.0.per_hop = why.into();
+        self
+    }
     fn needs(mut self, e: Endpoint) -> Case {
         self.0.needs.push(e);
         self
@@ -227,6 +239,7 @@ fn handover() -> Vec<Case> {
             DISCARD_BEFORE_HANDOVER,
             "an upgrade request with a 100 KiB Content-Length body: after the 101 the server discards the body, and the new protocol starts exactly after it (Go #61841, #27408)",
         )
+        .per_hop(PER_HOP_UPGRADE)
         .send(&format!(
             "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nContent-Length: 102400\r\n\r\n"
         ))
@@ -239,6 +252,7 @@ fn handover() -> Vec<Case> {
             DISCARD_BEFORE_HANDOVER,
             "an upgrade request with a chunked body: its terminating 0\\r\\n\\r\\n is not read as the new protocol (Go #61841)",
         )
+        .per_hop(PER_HOP_UPGRADE)
         .send(&format!(
             "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nnew protocol"
         ))
@@ -249,6 +263,7 @@ fn handover() -> Vec<Case> {
             DISCARD_BEFORE_HANDOVER,
             "an upgrade request with a Content-Length body and a second request in the same write: the body is discarded and the second request is the new protocol's first bytes (Go #27408, #20933)",
         )
+        .per_hop(PER_HOP_UPGRADE)
         .send(&format!(
             "POST /echo HTTP/1.1\r\n{HOST}Connection: Upgrade\r\nUpgrade: echo\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n{HOST}\r\n"
         ))
@@ -282,6 +297,7 @@ fn close_notify_cases() -> Vec<Case> {
     };
     vec![
         cn("close-notify/fires-on-close", END_FIRES, "the client closes while the handler waits: close-notify fires")
+        .per_hop(PER_HOP_CLOSE)
             .send(&close_notify("close", 4000))
             .sleep(150)
             .step(Step::Close { conn: 0 })
@@ -291,11 +307,13 @@ fn close_notify_cases() -> Vec<Case> {
             END_FIRES,
             "the client half-closes while the handler waits: close-notify fires (a half-close counts as going away, as in Go)",
         )
+        .per_hop(PER_HOP_CLOSE)
         .send(&close_notify("half-close", 4000))
         .sleep(150)
         .step(Step::ShutdownWrite { conn: 0 })
         .event(&event_id("half-close"), "fired", 6000),
         cn("close-notify/fires-on-reset", END_FIRES, "the client resets while the handler waits: close-notify fires")
+        .per_hop(PER_HOP_CLOSE)
             .send(&close_notify("reset", 4000))
             .sleep(150)
             .step(Step::Reset { conn: 0 })
@@ -315,6 +333,7 @@ fn close_notify_cases() -> Vec<Case> {
             END_FIRES,
             "a request pipelined in the same write, then a half-close: close-notify fires, and the connection closes after the answers (Go #13165)",
         )
+        .per_hop(PER_HOP_CLOSE)
         .send(&format!("{}GET / HTTP/1.1\r\n{HOST}\r\n", close_notify("pipelined-half-close", 4000)))
         .sleep(150)
         .step(Step::ShutdownWrite { conn: 0 })

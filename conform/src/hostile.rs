@@ -155,6 +155,7 @@ impl HostileCase {
             description: self.note.clone(),
             cite: self.rule.cite(),
             rule: self.rule.id.into(),
+            per_hop: String::new(),
             needs: vec![],
             steps: vec![
                 Step::Connect { conn: 0 },
@@ -290,13 +291,13 @@ mod tests {
     #[test]
     fn a_corpus_file_becomes_a_one_write_vector() {
         let parsed =
-            parse(b"expect: 200 431 close\nrule: header-section-too-long\nnote: n\n---\nAB")
+            parse(b"expect: 200 400 close\nrule: content-length-too-large\nnote: n\n---\nAB")
                 .unwrap();
         let v = parsed.vector("x");
         assert_eq!(v.name, "hostile/x");
         assert_eq!(
             (v.level, v.rule.as_str()),
-            (Level::Must, "header-section-too-long")
+            (Level::Must, "content-length-too-large")
         );
         assert_eq!(v.cite, parsed.rule.cite());
         assert!(matches!(&v.steps[1], Step::Send { data, write_size: None, .. } if data == "AB"));
@@ -314,7 +315,7 @@ mod tests {
         assert_eq!(responses[0], ResponseExpect::status(200));
         assert_eq!(
             (responses[1].status, &responses[1].accept[..]),
-            (431, &["4xx".to_string()][..])
+            (400, &["413".to_string()][..])
         );
     }
 

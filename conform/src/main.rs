@@ -106,6 +106,12 @@ struct ConformArgs {
     /// Connections the memory case holds.
     #[arg(long, default_value_t = 500)]
     memory_conns: usize,
+    /// The target is an intermediary (a reverse proxy) in front of a server that meets the
+    /// contract: a case whose requirement binds only the origin server (passing a client's
+    /// close on, honouring an Upgrade with a body) is held at SHOULD, because the RFCs let a
+    /// proxy behave otherwise per hop [default: the target is the origin].
+    #[arg(long)]
+    intermediary: bool,
     /// Print the case names (after --case and --exclude) and exit.
     #[arg(long)]
     list: bool,
@@ -243,6 +249,7 @@ fn conform(args: ConformArgs) -> ExitCode {
         timeout: args.timeout,
         jobs: args.jobs,
         memory_conns: args.memory_conns,
+        intermediary: args.intermediary,
         progress: true,
     };
     let report = match suite.run(addr, &target_name, &options) {

@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub memory_conns: usize,
     /// Print one progress line per case to stderr.
     pub progress: bool,
+    /// The target is an intermediary: a case with a [`Vector::per_hop`] reason is held at
+    /// SHOULD (SPEC.md#conformance-endpoints).
+    pub intermediary: bool,
 }
 
 impl Default for RunOptions {
@@ -88,6 +91,7 @@ impl Default for RunOptions {
             jobs: 8,
             memory_conns: 500,
             progress: true,
+            intermediary: false,
         }
     }
 }
@@ -292,7 +296,7 @@ fn run_all(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(i, v)) = vectors.get(k) else { break };
-                    let r = run_vector(v, target, options.timeout, run, preflight);
+                    let r = run_vector(v, target, options, run, preflight);
                     progress(&r);
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                 }
@@ -340,10 +344,19 @@ fn run_all(
 fn run_vector(
     v: &Vector,
     target: &Target,
-    timeout: Duration,
+    options: &RunOptions,
     run: &str,
     preflight: &Preflight,
 ) -> CaseResult {
+    // Through an intermediary, what binds only the origin is held at SHOULD (smuggling
+    // stays MUST: the runner holds it so whatever the case's level).
+    let per_hop;
+    let v = if options.intermediary && !v.per_hop.is_empty() {
+        per_hop = v.through_intermediary();
+        &per_hop
+    } else {
+        v
+    };
     let started = Instant::now();
     let mut result = CaseResult {
         name: v.name.clone(),
@@ -370,7 +383,7 @@ fn run_vector(
         });
         return result;
     }
-    let outcome = runner::run(v, target, timeout, run);
+    let outcome = runner::run(v, target, options.timeout, run);
     result.verdict = outcome.verdict;
     result.misses = outcome.misses;
     if outcome.verdict != Verdict::Pass {

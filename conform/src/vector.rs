@@ -47,11 +47,35 @@ pub struct Vector {
     /// is the SPEC.md sentence it checks.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rule: String,
+    /// Why an intermediary may differ here per hop, with the sentence that lets it
+    /// (empty: the requirement binds a proxy as it binds the origin). With `--intermediary`
+    /// such a case is held at SHOULD.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub per_hop: String,
     /// Endpoints the case needs; without one the case is UNSUPPORTED.
     #[serde(default)]
     pub needs: Vec<Endpoint>,
     /// The steps, in order.
     pub steps: Vec<Step>,
+}
+
+impl Vector {
+    /// The vector held at SHOULD, as through an intermediary: its level and every close
+    /// level (smuggling stays MUST; the runner holds it so), the reason in the description.
+    pub fn through_intermediary(&self) -> Vector {
+        let mut v = self.clone();
+        v.level = Level::Should;
+        for s in &mut v.steps {
+            if let Step::ExpectResponses { close_level, .. } = s {
+                *close_level = Some(Level::Should);
+            }
+        }
+        v.description = format!(
+            "{} [per hop, through an intermediary: {}]",
+            v.description, v.per_hop
+        );
+        v
+    }
 }
 
 /// One step of a vector. `conn` numbers the case's connections from 0.

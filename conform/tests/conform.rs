@@ -253,6 +253,56 @@ fn a_server_that_never_notices_the_client_leaving_fails_the_close_notify_cases()
 }
 
 #[test]
+fn through_an_intermediary_what_binds_only_the_origin_is_held_at_should() {
+    // A proxy that does not pass the client's close on (HAProxy's default) is such a server.
+    let addr = broken_server(Bug::NeverNoticesClose);
+    let dir = scratch("intermediary");
+    let json = dir.join("report.json");
+    let url = format!("http://{addr}");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            url.as_str(),
+            "--timeout",
+            "1s",
+            "--json",
+            json.to_str().unwrap(),
+            "--case",
+            "close-notify/fires-on-close",
+            "--case",
+            "bad-input/te-and-cl",
+        ];
+        args.extend(extra);
+        let out = conform(&args);
+        (
+            out.status.code(),
+            verdicts(&report(&json)),
+            text(&out.stdout),
+        )
+    };
+    let (code, origin, _) = run(&[]);
+    assert_eq!(
+        (code, origin["close-notify/fires-on-close"].as_str()),
+        (Some(1), "FAIL")
+    );
+    let (code, proxy, stdout) = run(&["--intermediary"]);
+    assert_eq!(
+        proxy["close-notify/fires-on-close"], "NON-STRICT",
+        "{stdout}"
+    );
+    let described = report(&json)["cases"].as_array().unwrap().iter().any(|c| {
+        c["name"] == "close-notify/fires-on-close"
+            && c["description"]
+                .as_str()
+                .unwrap()
+                .contains("per hop, through an intermediary")
+    });
+    assert!(described, "the report says why");
+    // Framing binds a proxy as it binds the origin: the same verdict either way.
+    assert_eq!(proxy["bad-input/te-and-cl"], origin["bad-input/te-and-cl"]);
+    assert_eq!(code, Some(i32::from(proxy.values().any(|v| v == "FAIL"))));
+}
+
+#[test]
 fn smuggling_fails_and_a_safe_leniency_is_non_strict() {
     let addr = broken_server(Bug::ContentLengthOnly);
     let (code, verdicts, stdout) = conform_against(

@@ -133,7 +133,13 @@ pub fn main(args: &[String]) -> i32 {
         };
         eprintln!("conform-peers: {name} at {url}");
         let log = out.join(format!("{name}.log"));
-        let rc = run_conform(&url, &json, &out.join(format!("{name}.xml")), &log);
+        let rc = run_conform(
+            &url,
+            is_proxy(name),
+            &json,
+            &out.join(format!("{name}.xml")),
+            &log,
+        );
         peer.stop();
         for line in fs::read_to_string(&log).unwrap_or_default().lines() {
             if line.starts_with("all ") || line.starts_with("memory/") {
@@ -406,11 +412,20 @@ fn listening_url(log: &str) -> Option<String> {
     })
 }
 
-fn run_conform(url: &str, json: &Path, xml: &Path, log: &Path) -> i32 {
+/// Whether peer `name` is a proxy in front of the reference server (peers/README.md#proxies):
+/// it is tested with `--intermediary`.
+fn is_proxy(name: &str) -> bool {
+    ["nginx-", "haproxy-", "apache-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+fn run_conform(url: &str, intermediary: bool, json: &Path, xml: &Path, log: &Path) -> i32 {
     let status = fs::File::create(log).and_then(|file| {
         Command::new(HIJACK_BIN)
             .arg("conform")
             .arg(url)
+            .args(intermediary.then_some("--intermediary"))
             .arg("--json")
             .arg(json)
             .arg("--junit")
