@@ -288,6 +288,25 @@ fn civil_date(secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// For a command that takes no argument: `Some(0)` after printing `usage` for `-h`/`--help`,
+/// `Some(2)` with a message for anything else, `None` when there is nothing to say.
+pub fn no_arguments(command: &str, usage: &str, args: &[String]) -> Option<i32> {
+    match args {
+        [] => None,
+        [help] if help == "-h" || help == "--help" => {
+            println!("{usage}");
+            Some(0)
+        }
+        _ => {
+            eprintln!(
+                "xtask {command}: unrecognized argument '{}'\n{usage}",
+                args[0]
+            );
+            Some(2)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,24 +365,5 @@ mod tests {
         let d = utc_date();
         assert_eq!(d.len(), 10, "{d}");
         assert!(d.starts_with("20"), "{d}");
-    }
-}
-
-/// For a command that takes no argument: `Some(0)` after printing `usage` for `-h`/`--help`,
-/// `Some(2)` with a message for anything else, `None` when there is nothing to say.
-pub fn no_arguments(command: &str, usage: &str, args: &[String]) -> Option<i32> {
-    match args {
-        [] => None,
-        [help] if help == "-h" || help == "--help" => {
-            println!("{usage}");
-            Some(0)
-        }
-        _ => {
-            eprintln!(
-                "xtask {command}: unrecognized argument '{}'\n{usage}",
-                args[0]
-            );
-            Some(2)
-        }
     }
 }
