@@ -867,7 +867,7 @@ fn merged_with(r: &Response, token: &str, sent: &[u8]) -> String {
     format!(
         "the follow-up was answered as \"{}GET {target}\": bytes the client sent before it{} were read as the start of a request",
         escape(method_tail),
-        offset.map_or(String::new(), |o| format!(", from byte {o}"))
+        offset.map_or(String::new(), |o| format!(" (from byte {o})"))
     )
 }
 
@@ -1020,7 +1020,7 @@ mod tests {
         let sent = b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\nhello";
         let said = merged_with(&merged, "T1", sent);
         assert!(
-            said.contains("\"helloGET /?follow-up=T1\"") && said.contains("from byte 57"),
+            said.contains("\"helloGET /?follow-up=T1\"") && said.contains("(from byte 57)"),
             "{said}"
         );
         // A target-only echo (a directory listing) names the token but not the method.
