@@ -184,6 +184,20 @@ impl RunReport {
             }
         }
         out.push_str(&format!("\n{} in {} ms\n", self.target, self.duration_ms));
+        // What to do next about the verdicts that are not about the server's HTTP.
+        let count = |v: Verdict| self.cases.iter().filter(|c| c.verdict == v).count();
+        let inconclusive = count(Verdict::Inconclusive);
+        if inconclusive > 0 {
+            out.push_str(&format!(
+                "{inconclusive} INCONCLUSIVE: nothing decisive arrived within a step's time; run them again with a longer --timeout (--case NAME)\n"
+            ));
+        }
+        let unsupported = count(Verdict::Unsupported);
+        if unsupported > 0 {
+            out.push_str(&format!(
+                "{unsupported} UNSUPPORTED: the target breaks a rule of the endpoint contract those cases rely on (the preflight above says which; SPEC.md#conformance-endpoints has the contract)\n"
+            ));
+        }
         out
     }
 
