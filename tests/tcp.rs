@@ -455,6 +455,8 @@ fn demo_root_answers_a_short_text() {
         Some("text/plain; charset=utf-8")
     );
     let text = String::from_utf8(resp.body).unwrap();
-    assert!(text.starts_with("hijack reference server"), "{text}");
+    // It names the request it answers (SPEC.md#conformance-endpoints), then says what it is.
+    assert!(text.starts_with("GET /: "), "{text}");
+    assert!(text.contains("hijack reference server"), "{text}");
     assert!(text.ends_with('\n'));
 }
