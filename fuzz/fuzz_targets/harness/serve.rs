@@ -3,7 +3,11 @@
 //! Input: the first byte chooses the split points (0: whole; 1: one byte per write for the
 //! first 64 bytes; otherwise chunk sizes from a generator seeded by it); the rest are the
 //! client's bytes. The client writes each piece once the server has read the previous one,
-//! then half-closes and reads the wire to its end. The server runs `serve_connection` on
+//! then half-closes and reads the wire to its end. The client runs on the serving thread
+//! (see [`Feeding`]): a read of the server's that finds the pipe empty first has the client
+//! write its next piece (or half-close after the last), and from a split byte of 128 on, so
+//! does a background read that starts on an empty pipe. No thread per input, no waiting:
+//! one schedule of the threaded client's, the same for every run of an input. The server runs `serve_connection` on
 //! this thread with a handler chosen by each request's path:
 //!
 //! - `/e...`: echo-hijack. With `Connection: upgrade` and `Upgrade: echo` it writes
@@ -17,14 +21,14 @@
 //! The checks (see [`check`]) replay the client's bytes through the head parser and body
 //! decoder to know where each request starts and ends, and read the wire strictly.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use hijack::parse::{BodyKind, parse_head};
 use hijack::pipe::{PipeEnd, pipe};
-use hijack::{
-    Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter,
-};
+use hijack::transport::BackgroundRead;
+use hijack::{Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter, Transport};
 use http::{HeaderValue, Method, StatusCode, Version, header};
 
 use crate::head::{BodyEnd, decode_body};
@@ -81,11 +85,11 @@ struct Call {
 struct Log {
     calls: Vec<Call>,
     probes: Vec<ConnProbe>,
-    parts: Option<Handover<PipeEnd>>,
+    parts: Option<Handover<Feeding>>,
     latches: Vec<(CloseNotify, Cancellation)>,
 }
 
-fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>) {
+fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, Feeding>) {
     let path = req.path().to_owned();
     let mut call = Call {
         method: req.method().clone(),
@@ -114,7 +118,7 @@ fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, Pipe
             let (hijacked, allocated) = alloc::allocations_of(|| w.hijack());
             match hijacked {
                 Ok(mut parts) => {
-                    check_parts(&parts, &allocated, upgraded);
+                    check_handover(&parts, parts.stream.end.deadlines(), &allocated, upgraded);
                     //= SPEC.md#hijack-handover
                     //= type=test
                     //# After a hijack, a read of the request body MUST fail and MUST NOT consume any byte.
@@ -164,10 +168,10 @@ fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, Pipe
     log.lock().unwrap().calls.push(call);
 }
 
-pub use hijack_testkit::served::{check_parts, config, preset_deadlines};
+pub use hijack_testkit::served::{check_handover, config, preset_deadlines};
 
 /// Runs the writer's program (see the module docs).
-fn write_program(path: &str, head: bool, w: &mut ResponseWriter<'_, PipeEnd>, call: &mut Call) {
+fn write_program(path: &str, head: bool, w: &mut ResponseWriter<'_, Feeding>, call: &mut Call) {
     let mut n: u64 = 0;
     let mut status: Option<u16> = None;
     // A Content-Length declared before anything was written or flushed fixes the framing.
@@ -257,6 +261,115 @@ fn pieces(mode: u8, bytes: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// The client: its end of the pipe and the pieces it has yet to write.
+struct Client {
+    end: PipeEnd,
+    pieces: Mutex<Pieces>,
+}
+
+struct Pieces {
+    /// Where each piece ends in the client's bytes.
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+    next: usize,
+    /// Half-closed (after its last piece, or when a write failed).
+    done: bool,
+}
+
+impl Client {
+    /// If the server has read everything the client wrote: the client writes its next
+    /// piece, or half-closes after the last one.
+    fn feed(&self) {
+        if self.end.peer_unread_len() != 0 {
+            return;
+        }
+        let mut p = self.pieces.lock().unwrap();
+        if p.done {
+            return;
+        }
+        if p.next < p.ends.len() {
+            let start = if p.next == 0 { 0 } else { p.ends[p.next - 1] };
+            let end = p.ends[p.next];
+            p.next += 1;
+            if self.end.write_all(&p.bytes[start..end]).is_ok() {
+                return;
+            }
+            // The server closed the connection: the client stops writing.
+        }
+        p.done = true;
+        drop(p);
+        self.end.shutdown_write();
+    }
+}
+
+/// The server's end of the pipe, with the client behind it (see the module docs).
+pub struct Feeding {
+    end: PipeEnd,
+    client: Arc<Client>,
+    /// A background read on an empty pipe has the client write first.
+    eager: bool,
+}
+
+impl Read for Feeding {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Transport::read(self, buf)
+    }
+}
+
+impl Write for Feeding {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.end.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Feeding {
+    type Stream = Feeding;
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.end.unread_len() == 0 {
+            self.client.feed();
+        }
+        self.end.read(buf)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.end.write(buf)
+    }
+
+    fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        Transport::set_read_deadline(&self.end, deadline)
+    }
+
+    fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        Transport::set_write_deadline(&self.end, deadline)
+    }
+
+    fn start_background_read(&self, done: BackgroundRead) {
+        // Written before the read starts, so that the pipe completes it on a thread of its
+        // own (as it does for any read with a byte to take), never under the core's locks.
+        if self.eager && self.end.unread_len() == 0 {
+            self.client.feed();
+        }
+        self.end.start_background_read(done);
+    }
+
+    fn interrupt_background_read(&self) {
+        self.end.interrupt_background_read();
+    }
+
+    fn close(&self) {
+        Transport::close(&self.end);
+    }
+
+    fn into_stream(self) -> io::Result<Feeding> {
+        Ok(self)
+    }
+}
+
 /// Serves one input and checks it; returns with everything it created dropped.
 fn run_case(data: &[u8]) {
     let Some((&mode, bytes)) = data.split_first() else {
@@ -265,28 +378,33 @@ fn run_case(data: &[u8]) {
     let log = Arc::new(Mutex::new(Log::default()));
     let (client, server) = pipe();
     crate::serve::preset_deadlines(&server);
-    let wire = std::thread::scope(|s| {
-        let client_thread = s.spawn(move || {
-            for piece in pieces(mode, bytes) {
-                if client.write_all(piece).is_err() {
-                    break; // the server closed the connection
-                }
-                assert!(
-                    guard::wait_until(|| client.peer_unread_len() == 0),
-                    "the server stopped reading: {} bytes unread",
-                    client.peer_unread_len()
-                );
-            }
-            client.shutdown_write();
-            client.read_to_end()
-        });
-        let handler = {
-            let log = log.clone();
-            move |req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| handle(&log, req, w)
-        };
-        hijack::serve_connection(server, &handler, &config(), 1);
-        drop(handler);
-
+    let mut ends = Vec::new();
+    let mut at = 0;
+    for piece in pieces(mode, bytes) {
+        at += piece.len();
+        ends.push(at);
+    }
+    let client = Arc::new(Client {
+        end: client,
+        pieces: Mutex::new(Pieces {
+            ends,
+            bytes: bytes.to_vec(),
+            next: 0,
+            done: false,
+        }),
+    });
+    let server = Feeding {
+        end: server,
+        client: client.clone(),
+        eager: mode >= 0x80,
+    };
+    let handler = {
+        let log = log.clone();
+        move |req: Request<'_>, w: ResponseWriter<'_, Feeding>| handle(&log, req, w)
+    };
+    hijack::serve_connection(server, &handler, &config(), 1);
+    drop(handler);
+    {
         let mut log = log.lock().unwrap();
         //= SPEC.md#release
         //= type=test
@@ -310,8 +428,9 @@ fn run_case(data: &[u8]) {
         if let Some(mut parts) = log.parts.take() {
             let _ = parts.flush();
         }
-        client_thread.join().unwrap()
-    });
+    }
+    let wire = client.end.read_to_end();
+    drop(client);
     let log = std::mem::take(&mut *log.lock().unwrap());
     if let Err(e) = check(bytes, &log.calls, &wire) {
         panic!(
@@ -586,4 +705,3 @@ fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
         Ok(None) => expect_end(wire, w),
     }
 }
-
