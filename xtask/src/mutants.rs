@@ -90,6 +90,11 @@ pub const MUTANTS: &[Mutant] = &[
         "shutdown does not wake an accept loop waiting for room",
         false,
     ),
+    mutant(
+        "chunk_size_letters_as_zero",
+        "a chunk size's hex letters count as 0 (parser and server share it)",
+        false,
+    ),
 ];
 
 /// The mutant named `name`.

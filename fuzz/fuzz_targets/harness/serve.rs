@@ -25,13 +25,13 @@ use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use hijack::parse::{BodyKind, parse_head};
+use hijack::parse::{BodyKind, Verdict, parse_head};
+use hijack_testkit::framing::{self, BodyEnd, HeadModel};
 use hijack::pipe::{PipeEnd, pipe};
 use hijack::transport::BackgroundRead;
 use hijack::{Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter, Transport};
 use http::{HeaderValue, Method, StatusCode, Version, header};
 
-use crate::head::{BodyEnd, decode_body};
 use crate::wire::{CONTINUE, Framing, expect_end, is_rejection, read_response, rejection, show};
 use crate::{alloc, guard};
 
@@ -489,8 +489,8 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
     let mut w = 0; // where the next response starts on the wire
     for (i, call) in calls.iter().enumerate() {
         let last = i + 1 == calls.len();
-        let (head, n) = match parse_head(&client[at..], 1 << 20) {
-            Ok(Some(parsed)) => parsed,
+        let head = match next_request(&client[at..])? {
+            Next::Head(head) => head,
             other => {
                 return Err(format!(
                     "call {i} ({} {}) for bytes at {at} that are no request head: {other:?}",
@@ -510,8 +510,8 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
                 call.method, call.target, head.method, head.target
             ));
         }
-        let head_end = at + n;
-        let (body, end) = decode_body(head.body, &client[head_end..], usize::MAX, 4096);
+        let head_end = at + head.len;
+        let (body, end) = framing::decode_body(head.body, &client[head_end..]);
         let body_end = match end {
             BodyEnd::End(k) => Some(head_end + k),
             _ => None,
@@ -603,6 +603,18 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
                 show(expected)
             ));
         }
+        //= SPEC.md#bad-input
+        //= type=test
+        //# A chunk size that is not hexadecimal, overflows 64 bits, or a chunk whose data is not followed by CRLF MUST make the body fail; the server MUST then close the connection.
+        if call.kind == Kind::Reader
+            && call.outcome_returned()
+            && call.body.is_some() != matches!(end, BodyEnd::End(_))
+        {
+            return Err(format!(
+                "call {i}'s body read {}, the model's body {end:?}",
+                if call.body.is_some() { "ended" } else { "failed" }
+            ));
+        }
         if call.kind == Kind::Reader && call.outcome_returned() {
             // The body the handler read is the body the client sent, however it arrived.
             if let (Some(read), BodyEnd::End(_)) = (&call.body, &end)
@@ -678,8 +690,8 @@ impl Call {
 /// After the last handler call on a connection that stayed open: the rest of the client's
 /// bytes are no complete request head.
 fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
-    match parse_head(rest, 1 << 20) {
-        Ok(Some((head, _))) => Err(format!(
+    match next_request(rest)? {
+        Next::Head(head) => Err(format!(
             "no handler ran for the complete request {} {}",
             head.method, head.target
         )),
@@ -689,7 +701,7 @@ fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
         //= SPEC.md#bad-input
         //= type=test
         //# A rejected request head MUST NOT reach a handler, and the server MUST send its rejection and then close the connection.
-        Err(verdict) => {
+        Next::Rejected(verdict) => {
             if !is_rejection(&wire[w..], verdict) {
                 return Err(format!(
                     "expected the rejection {:?}, got {:?}",
@@ -702,6 +714,102 @@ fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
         //= SPEC.md#bad-input
         //= type=test
         //# A connection whose stream ends before or in the middle of a request head, or whose head read fails or times out, MUST be closed without a response.
-        Ok(None) => expect_end(wire, w),
+        Next::Partial => expect_end(wire, w),
+    }
+}
+
+/// A request head as the checks use it.
+#[derive(Debug)]
+struct Head {
+    method: Method,
+    target: String,
+    version: Version,
+    body: BodyKind,
+    keep_alive: bool,
+    expect_continue: bool,
+    /// Its bytes.
+    len: usize,
+}
+
+/// What the client's bytes at some point begin with.
+#[derive(Debug)]
+enum Next {
+    Head(Head),
+    Rejected(Verdict),
+    /// No complete head.
+    Partial,
+}
+
+/// Verdicts of rules that judge the whole head (Host, framing, Expect): the model's.
+fn whole_head_verdict(v: Verdict) -> bool {
+    matches!(v, Verdict::UnknownCoding | Verdict::UnknownExpectation)
+        || matches!(
+            v.reason(),
+            "HTTP/1.1 request needs exactly one Host field"
+                | "both Transfer-Encoding and Content-Length"
+                | "Transfer-Encoding in an HTTP/1.0 request"
+                | "malformed Transfer-Encoding"
+                | "chunked applied more than once"
+                | "chunked is not the final transfer coding"
+                | "invalid Content-Length"
+                | "differing Content-Length values"
+        )
+}
+
+/// The request at the start of `rest`, framed by the test kit's model
+/// (`hijack_testkit::framing`, from SPEC.md without the core's parser), which must agree with
+/// the core's `parse_head` on every head whose bytes it judges; where it does not judge the
+/// bytes (the byte grammar, which `request_head` checks), the core's framing.
+fn next_request(rest: &[u8]) -> Result<Next, String> {
+    let core = parse_head(rest, config().max_head_bytes);
+    let model = framing::frame_head(rest);
+    let disagree = |core: &dyn std::fmt::Debug| {
+        Err(format!(
+            "the core's parser says {core:?}, the model of SPEC.md {model:?}, for {:?}",
+            show(rest)
+        ))
+    };
+    match (core, &model) {
+        (Ok(Some((h, n))), HeadModel::Head(f)) => {
+            let same = f.len == n
+                && f.method == h.method.as_str()
+                && f.target == h.target
+                && f.http11 == (h.version == Version::HTTP_11)
+                && f.body == h.body
+                && f.keep_alive == h.keep_alive
+                && f.expect_continue == h.expect_continue;
+            if !same {
+                return disagree(&(h, n));
+            }
+            Ok(Next::Head(Head {
+                method: h.method,
+                target: f.target.clone(),
+                version: h.version,
+                body: f.body,
+                keep_alive: f.keep_alive,
+                expect_continue: f.expect_continue,
+                len: f.len,
+            }))
+        }
+        (Ok(Some((h, n))), HeadModel::Unsure) => Ok(Next::Head(Head {
+            method: h.method,
+            target: h.target,
+            version: h.version,
+            body: h.body,
+            keep_alive: h.keep_alive,
+            expect_continue: h.expect_continue,
+            len: n,
+        })),
+        (Ok(Some(parsed)), _) => disagree(&parsed),
+        (Err(v), HeadModel::Rejected(status)) if whole_head_verdict(v) => {
+            if v.status().as_u16() != *status {
+                return disagree(&v);
+            }
+            Ok(Next::Rejected(v))
+        }
+        (Err(v), HeadModel::Head(_)) if whole_head_verdict(v) => disagree(&v),
+        (Err(v), _) => Ok(Next::Rejected(v)),
+        (Ok(None), HeadModel::Head(_) | HeadModel::Rejected(_)) => disagree(&"incomplete"),
+        (Ok(None), _) => Ok(Next::Partial),
     }
 }
