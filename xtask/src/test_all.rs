@@ -6,6 +6,9 @@
 //!   3. the loom models (model/) with LOOM_MAX_PREEMPTIONS=4 (see model/README.md)
 //!   4. duvet-check: every MUST of SPEC.md cited by a test
 //!   5. fuzz-check: every fuzz target (fuzz/) built, its corpus replayed, a 30 s smoke run
+//!   5b. cflite-check: .clusterfuzzlite/build.sh in a simulated ClusterFuzzLite builder, each
+//!      target's binary, options, dictionary and seed zip in $OUT, one input run; the
+//!      ClusterFuzzLite workflows checked against the GitHub workflow schema
 //!   6. conform-peers: the conformance suite (`hijack conform`) against the reference server
 //!      (every case must pass) and the peers under peers/, the comparison table
 //!   7. html-check: the matrix page of those reports (target/conform/matrix.html) rendered in
@@ -133,6 +136,7 @@ pub fn main(args: &[String]) -> i32 {
     );
     steps.xtask("duvet", &["duvet-check"]);
     steps.xtask("fuzz", &["fuzz-check"]);
+    steps.xtask("cflite", &["cflite-check"]);
     steps.xtask("conform-peers", &["conform-peers"]);
     steps.xtask("html-check", &["html-check"]);
     steps.xtask("soak", &["soak"]);
