@@ -30,8 +30,10 @@ fi
 cd "$project/fuzz"
 "${cargo[@]}" fuzz build -O
 targets=$("${cargo[@]}" fuzz list)
+# cargo builds into $CARGO_TARGET_DIR when it is set (cargo xtask cflite-check sets it).
+built=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
 for target in $targets; do
-    cp "target/x86_64-unknown-linux-gnu/release/$target" "$OUT/"
+    cp "$built/$target" "$OUT/"
     (cd "corpus/$target" && python3 -m zipfile -c "$OUT/${target}_seed_corpus.zip" ./*)
     options="[libfuzzer]\nmax_len = 4096\ntimeout = 60\nrss_limit_mb = 4096\n"
     if [[ "$target" != lifecycle ]]; then

@@ -579,7 +579,13 @@ fn chunk_step(chunk: Chunk, b: u8) -> Result<Option<Chunk>, Verdict> {
                 if size > u64::MAX >> 4 {
                     return Err(BAD_SIZE);
                 }
-                let d = (b as char).to_digit(16).unwrap_or(0);
+                let d = if cfg!(hijack_mutant = "chunk_size_letters_as_zero")
+                    && b.is_ascii_alphabetic()
+                {
+                    0
+                } else {
+                    (b as char).to_digit(16).unwrap_or(0)
+                };
                 Chunk::Size {
                     size: size << 4 | u64::from(d),
                     digits: digits + 1,

@@ -13,6 +13,7 @@
 pub mod alloc;
 #[cfg(feature = "corpus")]
 pub mod corpus;
+pub mod framing;
 pub mod leaks;
 pub mod lifecycle;
 pub mod model;

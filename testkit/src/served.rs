@@ -53,11 +53,25 @@ pub fn preset_deadlines(server: &PipeEnd) {
 /// # Panics
 /// When a check fails.
 pub fn check_parts(parts: &Handover<PipeEnd>, allocated: &[usize], committed: bool) {
+    check_handover(parts, parts.stream.deadlines(), allocated, committed);
+}
+
+/// [`check_parts`] for parts over any stream on the pipe: `deadlines` are the stream's
+/// `(read, write)` deadlines ([`PipeEnd::deadlines`]).
+///
+/// # Panics
+/// When a check fails.
+pub fn check_handover<S>(
+    parts: &Handover<S>,
+    deadlines: (Option<std::time::Instant>, Option<std::time::Instant>),
+    allocated: &[usize],
+    committed: bool,
+) {
     //= SPEC.md#hijack-handover
     //= type=test
     //# The handed-over stream MUST have no read or write deadline set.
     assert_eq!(
-        parts.stream.deadlines(),
+        deadlines,
         (None, None),
         "deadlines on the handed-over stream"
     );

@@ -327,20 +327,16 @@ fn parse_mutants(args: &[String]) -> Result<MutantsOptions, String> {
 /// Builds `targets` with `mutant` compiled in; the seconds it took.
 fn build(mutant: &Mutant, targets: &[&str]) -> Result<f64, String> {
     let start = Instant::now();
+    // Absolute: cargo fuzz runs in fuzz/, and `run` looks for the binaries under the root.
+    let target_dir = proc::root().join(MUTANTS_TARGET_DIR);
     for target in targets {
-        let out = nice(&[
-            "cargo",
-            "+nightly",
-            "fuzz",
-            "build",
-            "--target-dir",
-            MUTANTS_TARGET_DIR,
-        ])
-        .arg(target)
-        .current_dir(proc::root().join(FUZZ_DIR))
-        .env("HIJACK_MUTANT", mutant.name)
-        .output()
-        .map_err(|e| format!("fuzz-mutants: cargo fuzz build: {e}"))?;
+        let out = nice(&["cargo", "+nightly", "fuzz", "build", "--target-dir"])
+            .arg(&target_dir)
+            .arg(target)
+            .current_dir(proc::root().join(FUZZ_DIR))
+            .env("HIJACK_MUTANT", mutant.name)
+            .output()
+            .map_err(|e| format!("fuzz-mutants: cargo fuzz build: {e}"))?;
         if !out.status.success() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -352,6 +348,13 @@ fn build(mutant: &Mutant, targets: &[&str]) -> Result<f64, String> {
             return Err(format!(
                 "fuzz-mutants: building {target} with {} failed",
                 mutant.name
+            ));
+        }
+        let binary = target_dir.join(TRIPLE).join("release").join(target);
+        if !binary.is_file() {
+            return Err(format!(
+                "fuzz-mutants: cargo fuzz build left no {}",
+                binary.display()
             ));
         }
     }

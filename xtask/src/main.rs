@@ -7,6 +7,7 @@
 
 mod baselines;
 mod bench;
+mod cflite;
 mod duvet;
 mod fuzz;
 mod html_check;
@@ -25,6 +26,7 @@ commands:
   test-all        every test of the project (what CI runs); logs in target/test-all/
   kill-matrix     each test suite against each seeded bug [--suite S]... [--mutant M]...
   fuzz-check      the fuzz targets built, their corpora replayed, a short smoke run
+  cflite-check    .clusterfuzzlite/build.sh in a simulated builder, its $OUT checked; the workflows' schema
   fuzz-mutants    the fuzz column of the kill matrix [--mutant M]... [--target T]... [--seconds N] [--no-readme]
   duvet-check     SPEC.md's MUSTs against the tests that cite them [-v]
   conform-peers   the conformance suite against the reference server and the peers,
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         "kill-matrix" => kill_matrix::main(&rest),
         "fuzz-check" => fuzz::check(&rest),
         "fuzz-mutants" => fuzz::mutants_main(&rest),
+        "cflite-check" => cflite::main(&rest),
         "duvet-check" => duvet::main(&rest),
         "conform-peers" => peers::main(&rest),
         "html-check" => html_check::main(&rest),

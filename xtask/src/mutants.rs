@@ -90,6 +90,16 @@ pub const MUTANTS: &[Mutant] = &[
         "shutdown does not wake an accept loop waiting for room",
         false,
     ),
+    Mutant {
+        // The hostile corpus's chunk-size-upper-hex case kills it; the rest of the suite
+        // would only add minutes to test-all's kill-matrix step.
+        tests_only: Some(&["hostile"]),
+        ..mutant(
+            "chunk_size_letters_as_zero",
+            "a chunk size's hex letters count as 0 (parser and server share it)",
+            false,
+        )
+    },
 ];
 
 /// The mutant named `name`.

@@ -6,13 +6,16 @@
 //!   3. the loom models (model/) with LOOM_MAX_PREEMPTIONS=4 (see model/README.md)
 //!   4. duvet-check: every MUST of SPEC.md cited by a test
 //!   5. fuzz-check: every fuzz target (fuzz/) built, its corpus replayed, a 30 s smoke run
-//!   6. conform-peers: the conformance suite (`hijack conform`) against the reference server
+//!   6. cflite-check: .clusterfuzzlite/build.sh in a simulated ClusterFuzzLite builder, each
+//!      target's binary, options, dictionary and seed zip in $OUT, one input run; the
+//!      ClusterFuzzLite workflows checked against the GitHub workflow schema
+//!   7. conform-peers: the conformance suite (`hijack conform`) against the reference server
 //!      (every case must pass) and the peers under peers/, the comparison table
-//!   7. html-check: the matrix page of those reports (target/conform/matrix.html) rendered in
+//!   8. html-check: the matrix page of those reports (target/conform/matrix.html) rendered in
 //!      headless Chromium (installed when missing), its table checked against the reports, a
 //!      screenshot (target/conform/matrix.png)
-//!   8. soak: the bounded soak, reduced (10,000 hijacks, 1,000 held; `--full` by hand)
-//!   9. kill-matrix --suite loom --suite tests: every seeded bug killed (the proptest and fuzz
+//!   9. soak: the bounded soak, reduced (10,000 hijacks, 1,000 held; `--full` by hand)
+//!  10. kill-matrix --suite loom --suite tests: every seeded bug killed (the proptest and fuzz
 //!      columns take ~20 min more and are run by hand: kill-matrix, fuzz-mutants)
 //!
 //! and closes with one line counting the tests that ran. Logs: target/test-all/.
@@ -122,6 +125,7 @@ pub fn main(args: &[String]) -> i32 {
     );
     steps.xtask("duvet", &["duvet-check"]);
     steps.xtask("fuzz", &["fuzz-check"]);
+    steps.xtask("cflite", &["cflite-check"]);
     steps.xtask("conform-peers", &["conform-peers"]);
     steps.xtask("html-check", &["html-check"]);
     steps.xtask("soak", &["soak"]);

@@ -3,7 +3,11 @@
 //! Input: the first byte chooses the split points (0: whole; 1: one byte per write for the
 //! first 64 bytes; otherwise chunk sizes from a generator seeded by it); the rest are the
 //! client's bytes. The client writes each piece once the server has read the previous one,
-//! then half-closes and reads the wire to its end. The server runs `serve_connection` on
+//! then half-closes and reads the wire to its end. The client runs on the serving thread
+//! (see [`Feeding`]): a read of the server's that finds the pipe empty first has the client
+//! write its next piece (or half-close after the last), and from a split byte of 128 on, so
+//! does a background read that starts on an empty pipe. No thread per input, no waiting:
+//! one schedule of the threaded client's, the same for every run of an input. The server runs `serve_connection` on
 //! this thread with a handler chosen by each request's path:
 //!
 //! - `/e...`: echo-hijack. With `Connection: upgrade` and `Upgrade: echo` it writes
@@ -17,17 +21,17 @@
 //! The checks (see [`check`]) replay the client's bytes through the head parser and body
 //! decoder to know where each request starts and ends, and read the wire strictly.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
-use hijack::parse::{BodyKind, parse_head};
+use hijack::parse::{BodyKind, Verdict, parse_head};
+use hijack_testkit::framing::{self, BodyEnd, HeadModel};
 use hijack::pipe::{PipeEnd, pipe};
-use hijack::{
-    Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter,
-};
+use hijack::transport::BackgroundRead;
+use hijack::{Cancellation, CloseNotify, ConnProbe, Handover, Request, ResponseWriter, Transport};
 use http::{HeaderValue, Method, StatusCode, Version, header};
 
-use crate::head::{BodyEnd, decode_body};
 use crate::wire::{CONTINUE, Framing, expect_end, is_rejection, read_response, rejection, show};
 use crate::{alloc, guard};
 
@@ -81,11 +85,11 @@ struct Call {
 struct Log {
     calls: Vec<Call>,
     probes: Vec<ConnProbe>,
-    parts: Option<Handover<PipeEnd>>,
+    parts: Option<Handover<Feeding>>,
     latches: Vec<(CloseNotify, Cancellation)>,
 }
 
-fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, PipeEnd>) {
+fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, Feeding>) {
     let path = req.path().to_owned();
     let mut call = Call {
         method: req.method().clone(),
@@ -114,7 +118,7 @@ fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, Pipe
             let (hijacked, allocated) = alloc::allocations_of(|| w.hijack());
             match hijacked {
                 Ok(mut parts) => {
-                    check_parts(&parts, &allocated, upgraded);
+                    check_handover(&parts, parts.stream.end.deadlines(), &allocated, upgraded);
                     //= SPEC.md#hijack-handover
                     //= type=test
                     //# After a hijack, a read of the request body MUST fail and MUST NOT consume any byte.
@@ -164,10 +168,10 @@ fn handle(log: &Mutex<Log>, mut req: Request<'_>, mut w: ResponseWriter<'_, Pipe
     log.lock().unwrap().calls.push(call);
 }
 
-pub use hijack_testkit::served::{check_parts, config, preset_deadlines};
+pub use hijack_testkit::served::{check_handover, config, preset_deadlines};
 
 /// Runs the writer's program (see the module docs).
-fn write_program(path: &str, head: bool, w: &mut ResponseWriter<'_, PipeEnd>, call: &mut Call) {
+fn write_program(path: &str, head: bool, w: &mut ResponseWriter<'_, Feeding>, call: &mut Call) {
     let mut n: u64 = 0;
     let mut status: Option<u16> = None;
     // A Content-Length declared before anything was written or flushed fixes the framing.
@@ -257,6 +261,115 @@ fn pieces(mode: u8, bytes: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// The client: its end of the pipe and the pieces it has yet to write.
+struct Client {
+    end: PipeEnd,
+    pieces: Mutex<Pieces>,
+}
+
+struct Pieces {
+    /// Where each piece ends in the client's bytes.
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+    next: usize,
+    /// Half-closed (after its last piece, or when a write failed).
+    done: bool,
+}
+
+impl Client {
+    /// If the server has read everything the client wrote: the client writes its next
+    /// piece, or half-closes after the last one.
+    fn feed(&self) {
+        if self.end.peer_unread_len() != 0 {
+            return;
+        }
+        let mut p = self.pieces.lock().unwrap();
+        if p.done {
+            return;
+        }
+        if p.next < p.ends.len() {
+            let start = if p.next == 0 { 0 } else { p.ends[p.next - 1] };
+            let end = p.ends[p.next];
+            p.next += 1;
+            if self.end.write_all(&p.bytes[start..end]).is_ok() {
+                return;
+            }
+            // The server closed the connection: the client stops writing.
+        }
+        p.done = true;
+        drop(p);
+        self.end.shutdown_write();
+    }
+}
+
+/// The server's end of the pipe, with the client behind it (see the module docs).
+pub struct Feeding {
+    end: PipeEnd,
+    client: Arc<Client>,
+    /// A background read on an empty pipe has the client write first.
+    eager: bool,
+}
+
+impl Read for Feeding {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Transport::read(self, buf)
+    }
+}
+
+impl Write for Feeding {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.end.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Feeding {
+    type Stream = Feeding;
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.end.unread_len() == 0 {
+            self.client.feed();
+        }
+        self.end.read(buf)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.end.write(buf)
+    }
+
+    fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        Transport::set_read_deadline(&self.end, deadline)
+    }
+
+    fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        Transport::set_write_deadline(&self.end, deadline)
+    }
+
+    fn start_background_read(&self, done: BackgroundRead) {
+        // Written before the read starts, so that the pipe completes it on a thread of its
+        // own (as it does for any read with a byte to take), never under the core's locks.
+        if self.eager && self.end.unread_len() == 0 {
+            self.client.feed();
+        }
+        self.end.start_background_read(done);
+    }
+
+    fn interrupt_background_read(&self) {
+        self.end.interrupt_background_read();
+    }
+
+    fn close(&self) {
+        Transport::close(&self.end);
+    }
+
+    fn into_stream(self) -> io::Result<Feeding> {
+        Ok(self)
+    }
+}
+
 /// Serves one input and checks it; returns with everything it created dropped.
 fn run_case(data: &[u8]) {
     let Some((&mode, bytes)) = data.split_first() else {
@@ -265,28 +378,33 @@ fn run_case(data: &[u8]) {
     let log = Arc::new(Mutex::new(Log::default()));
     let (client, server) = pipe();
     crate::serve::preset_deadlines(&server);
-    let wire = std::thread::scope(|s| {
-        let client_thread = s.spawn(move || {
-            for piece in pieces(mode, bytes) {
-                if client.write_all(piece).is_err() {
-                    break; // the server closed the connection
-                }
-                assert!(
-                    guard::wait_until(|| client.peer_unread_len() == 0),
-                    "the server stopped reading: {} bytes unread",
-                    client.peer_unread_len()
-                );
-            }
-            client.shutdown_write();
-            client.read_to_end()
-        });
-        let handler = {
-            let log = log.clone();
-            move |req: Request<'_>, w: ResponseWriter<'_, PipeEnd>| handle(&log, req, w)
-        };
-        hijack::serve_connection(server, &handler, &config(), 1);
-        drop(handler);
-
+    let mut ends = Vec::new();
+    let mut at = 0;
+    for piece in pieces(mode, bytes) {
+        at += piece.len();
+        ends.push(at);
+    }
+    let client = Arc::new(Client {
+        end: client,
+        pieces: Mutex::new(Pieces {
+            ends,
+            bytes: bytes.to_vec(),
+            next: 0,
+            done: false,
+        }),
+    });
+    let server = Feeding {
+        end: server,
+        client: client.clone(),
+        eager: mode >= 0x80,
+    };
+    let handler = {
+        let log = log.clone();
+        move |req: Request<'_>, w: ResponseWriter<'_, Feeding>| handle(&log, req, w)
+    };
+    hijack::serve_connection(server, &handler, &config(), 1);
+    drop(handler);
+    {
         let mut log = log.lock().unwrap();
         //= SPEC.md#release
         //= type=test
@@ -310,8 +428,9 @@ fn run_case(data: &[u8]) {
         if let Some(mut parts) = log.parts.take() {
             let _ = parts.flush();
         }
-        client_thread.join().unwrap()
-    });
+    }
+    let wire = client.end.read_to_end();
+    drop(client);
     let log = std::mem::take(&mut *log.lock().unwrap());
     if let Err(e) = check(bytes, &log.calls, &wire) {
         panic!(
@@ -370,8 +489,8 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
     let mut w = 0; // where the next response starts on the wire
     for (i, call) in calls.iter().enumerate() {
         let last = i + 1 == calls.len();
-        let (head, n) = match parse_head(&client[at..], 1 << 20) {
-            Ok(Some(parsed)) => parsed,
+        let head = match next_request(&client[at..])? {
+            Next::Head(head) => head,
             other => {
                 return Err(format!(
                     "call {i} ({} {}) for bytes at {at} that are no request head: {other:?}",
@@ -391,8 +510,8 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
                 call.method, call.target, head.method, head.target
             ));
         }
-        let head_end = at + n;
-        let (body, end) = decode_body(head.body, &client[head_end..], usize::MAX, 4096);
+        let head_end = at + head.len;
+        let (body, end) = framing::decode_body(head.body, &client[head_end..]);
         let body_end = match end {
             BodyEnd::End(k) => Some(head_end + k),
             _ => None,
@@ -484,6 +603,18 @@ fn check(client: &[u8], calls: &[Call], wire: &[u8]) -> Result<(), String> {
                 show(expected)
             ));
         }
+        //= SPEC.md#bad-input
+        //= type=test
+        //# A chunk size that is not hexadecimal, overflows 64 bits, or a chunk whose data is not followed by CRLF MUST make the body fail; the server MUST then close the connection.
+        if call.kind == Kind::Reader
+            && call.outcome_returned()
+            && call.body.is_some() != matches!(end, BodyEnd::End(_))
+        {
+            return Err(format!(
+                "call {i}'s body read {}, the model's body {end:?}",
+                if call.body.is_some() { "ended" } else { "failed" }
+            ));
+        }
         if call.kind == Kind::Reader && call.outcome_returned() {
             // The body the handler read is the body the client sent, however it arrived.
             if let (Some(read), BodyEnd::End(_)) = (&call.body, &end)
@@ -559,8 +690,8 @@ impl Call {
 /// After the last handler call on a connection that stayed open: the rest of the client's
 /// bytes are no complete request head.
 fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
-    match parse_head(rest, 1 << 20) {
-        Ok(Some((head, _))) => Err(format!(
+    match next_request(rest)? {
+        Next::Head(head) => Err(format!(
             "no handler ran for the complete request {} {}",
             head.method, head.target
         )),
@@ -570,7 +701,7 @@ fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
         //= SPEC.md#bad-input
         //= type=test
         //# A rejected request head MUST NOT reach a handler, and the server MUST send its rejection and then close the connection.
-        Err(verdict) => {
+        Next::Rejected(verdict) => {
             if !is_rejection(&wire[w..], verdict) {
                 return Err(format!(
                     "expected the rejection {:?}, got {:?}",
@@ -583,7 +714,102 @@ fn after_last(rest: &[u8], wire: &[u8], w: usize) -> Result<(), String> {
         //= SPEC.md#bad-input
         //= type=test
         //# A connection whose stream ends before or in the middle of a request head, or whose head read fails or times out, MUST be closed without a response.
-        Ok(None) => expect_end(wire, w),
+        Next::Partial => expect_end(wire, w),
     }
 }
 
+/// A request head as the checks use it.
+#[derive(Debug)]
+struct Head {
+    method: Method,
+    target: String,
+    version: Version,
+    body: BodyKind,
+    keep_alive: bool,
+    expect_continue: bool,
+    /// Its bytes.
+    len: usize,
+}
+
+/// What the client's bytes at some point begin with.
+#[derive(Debug)]
+enum Next {
+    Head(Head),
+    Rejected(Verdict),
+    /// No complete head.
+    Partial,
+}
+
+/// Verdicts of rules that judge the whole head (Host, framing, Expect): the model's.
+fn whole_head_verdict(v: Verdict) -> bool {
+    matches!(v, Verdict::UnknownCoding | Verdict::UnknownExpectation)
+        || matches!(
+            v.reason(),
+            "HTTP/1.1 request needs exactly one Host field"
+                | "both Transfer-Encoding and Content-Length"
+                | "Transfer-Encoding in an HTTP/1.0 request"
+                | "malformed Transfer-Encoding"
+                | "chunked applied more than once"
+                | "chunked is not the final transfer coding"
+                | "invalid Content-Length"
+                | "differing Content-Length values"
+        )
+}
+
+/// The request at the start of `rest`, framed by the test kit's model
+/// (`hijack_testkit::framing`, from SPEC.md without the core's parser), which must agree with
+/// the core's `parse_head` on every head whose bytes it judges; where it does not judge the
+/// bytes (the byte grammar, which `request_head` checks), the core's framing.
+fn next_request(rest: &[u8]) -> Result<Next, String> {
+    let core = parse_head(rest, config().max_head_bytes);
+    let model = framing::frame_head(rest);
+    let disagree = |core: &dyn std::fmt::Debug| {
+        Err(format!(
+            "the core's parser says {core:?}, the model of SPEC.md {model:?}, for {:?}",
+            show(rest)
+        ))
+    };
+    match (core, &model) {
+        (Ok(Some((h, n))), HeadModel::Head(f)) => {
+            let same = f.len == n
+                && f.method == h.method.as_str()
+                && f.target == h.target
+                && f.http11 == (h.version == Version::HTTP_11)
+                && f.body == h.body
+                && f.keep_alive == h.keep_alive
+                && f.expect_continue == h.expect_continue;
+            if !same {
+                return disagree(&(h, n));
+            }
+            Ok(Next::Head(Head {
+                method: h.method,
+                target: f.target.clone(),
+                version: h.version,
+                body: f.body,
+                keep_alive: f.keep_alive,
+                expect_continue: f.expect_continue,
+                len: f.len,
+            }))
+        }
+        (Ok(Some((h, n))), HeadModel::Unsure) => Ok(Next::Head(Head {
+            method: h.method,
+            target: h.target,
+            version: h.version,
+            body: h.body,
+            keep_alive: h.keep_alive,
+            expect_continue: h.expect_continue,
+            len: n,
+        })),
+        (Ok(Some(parsed)), _) => disagree(&parsed),
+        (Err(v), HeadModel::Rejected(status)) if whole_head_verdict(v) => {
+            if v.status().as_u16() != *status {
+                return disagree(&v);
+            }
+            Ok(Next::Rejected(v))
+        }
+        (Err(v), HeadModel::Head(_)) if whole_head_verdict(v) => disagree(&v),
+        (Err(v), _) => Ok(Next::Rejected(v)),
+        (Ok(None), HeadModel::Head(_) | HeadModel::Rejected(_)) => disagree(&"incomplete"),
+        (Ok(None), _) => Ok(Next::Partial),
+    }
+}
