@@ -199,11 +199,13 @@ fn a_server_that_drops_the_handed_over_bytes_fails_the_handover_cases() {
         &["handover/*", "close-notify/fires-on-close"],
     );
     assert_eq!(code, Some(1), "{stdout}");
+    // The cases whose bytes go out in the same write as the head, so that the server reads
+    // them with it and drops them every time (`8k-after-head` writes them separately: the
+    // server may read the head alone, and then echoes them).
     for case in [
         "handover/bytes-with-head",
         "handover/first-bytes-not-lost",
         "handover/pipelined-request-after-upgrade",
-        "handover/8k-after-head",
     ] {
         assert_eq!(
             verdicts.get(case).map(String::as_str),
