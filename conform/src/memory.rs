@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::runner::{Verdict, read_one};
-use crate::wire::{Client, WireLog};
+use crate::runner::{Verdict, exchange};
+use crate::wire::WireLog;
 
 /// The case's name.
 pub const NAME: &str = "memory/retained-per-hijack";
@@ -69,10 +69,8 @@ fn get_json(
     timeout: Duration,
     log: &mut WireLog,
 ) -> Result<(u16, serde_json::Value), String> {
-    let mut c = Client::connect(0, target, timeout).map_err(|e| format!("connect: {e}"))?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: conform\r\nConnection: close\r\n\r\n");
-    c.send(log, req.as_bytes(), usize::MAX, Duration::ZERO);
-    let resp = read_one(&mut c, log, Instant::now() + timeout)?;
+    let (_, resp) = exchange(target, timeout, &req, log)?;
     let json = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
     Ok((resp.status, json))
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runner::{FollowUpAnswer, follow_up_request, names_request, read_one};
+use crate::runner::{FollowUpAnswer, exchange, follow_up_request, names_request};
 use crate::vector::{Endpoint, Step, Vector, latin1_bytes};
-use crate::wire::{Client, Response, WireLog};
+use crate::wire::{Response, WireLog};
 
 /// What the contract lets a case rely on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,10 +283,8 @@ fn ask(
     then: Option<&[u8]>,
 ) -> Result<Response, String> {
     let mut log = WireLog::new();
-    let mut c = Client::connect(0, addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    c.send(&mut log, req.as_bytes(), usize::MAX, Duration::ZERO);
+    let (mut c, mut r) = exchange(addr, timeout, req, &mut log)?;
     let deadline = Instant::now() + timeout;
-    let mut r = read_one(&mut c, &mut log, deadline)?;
     if let (101, Some(then)) = (r.status, then) {
         c.send(&mut log, then, usize::MAX, Duration::ZERO);
         while c.buf.len() < then.len() {

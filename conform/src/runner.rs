@@ -380,11 +380,8 @@ fn no_conn(conn: usize) -> StepMiss {
 
 /// `GET /events/{id}` on a fresh connection: `Some(close_notify)`, `None` for 404.
 fn event(addr: SocketAddr, id: &str, timeout: Duration) -> Result<Option<String>, String> {
-    let mut log = WireLog::new();
-    let mut c = Client::connect(0, addr, timeout).map_err(|e| format!("connect: {e}"))?;
     let req = format!("GET /events/{id} HTTP/1.1\r\nHost: conform\r\nConnection: close\r\n\r\n");
-    c.send(&mut log, req.as_bytes(), usize::MAX, Duration::ZERO);
-    let resp = read_one(&mut c, &mut log, Instant::now() + timeout)?;
+    let (_, resp) = exchange(addr, timeout, &req, &mut WireLog::new())?;
     match resp.status {
         404 => Ok(None),
         200 => {
@@ -397,6 +394,20 @@ fn event(addr: SocketAddr, id: &str, timeout: Duration) -> Result<Option<String>
         }
         other => Err(format!("/events answered {other}")),
     }
+}
+
+/// Sends `req` on a fresh connection and reads one response, each within `timeout`; the
+/// connection, for what follows, and the response.
+pub fn exchange(
+    addr: SocketAddr,
+    timeout: Duration,
+    req: &str,
+    log: &mut WireLog,
+) -> Result<(Client, Response), String> {
+    let mut c = Client::connect(0, addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    c.send(log, req.as_bytes(), usize::MAX, Duration::ZERO);
+    let resp = read_one(&mut c, log, Instant::now() + timeout)?;
+    Ok((c, resp))
 }
 
 /// Reads one complete response from `c`.
@@ -573,10 +584,10 @@ impl Expect<'_> {
         let mut seen = Seen::default();
         let n = self.want.map_or(1, <[_]>::len);
         let sent_before = c.sent.len();
-        match &follow_up {
-            Some(_) => seen.read(c, log, deadline, |got| got.len() >= n),
-            None if self.close || self.want.is_none() => seen.read(c, log, deadline, |_| false),
-            None => seen.read(c, log, deadline, |got| got.len() >= n),
+        if follow_up.is_none() && (self.close || self.want.is_none()) {
+            seen.read(c, log, deadline, |_| false);
+        } else {
+            seen.read(c, log, deadline, |got| got.len() >= n);
         }
         let mut answered: Option<Response> = None;
         if let Some((token, answer)) = &follow_up
@@ -626,14 +637,9 @@ impl Expect<'_> {
             );
             // Wait for its answer before half-closing: a server that takes a half-close
             // for an abort (HAProxy's `option abortonclose`) would answer that instead.
-            let candidate = |got: &[Response]| {
-                if answer.reflects {
-                    got.iter().any(|r| names(r, token))
-                } else {
-                    got.len() > n && got.last().map(|r| r.status) == answer.status
-                }
-            };
-            seen.read(c, log, Instant::now() + self.timeout, candidate);
+            seen.read(c, log, Instant::now() + self.timeout, |got| {
+                follow_up_at(got, token, answer, n).is_some()
+            });
             let decided = answer.reflects && seen.end.is_none();
             if !decided && !matches!(seen.end, Some(ReadEnd::Eof | ReadEnd::Reset)) {
                 // No answer yet, or one that a later response may show was a smuggled
@@ -642,7 +648,7 @@ impl Expect<'_> {
                 c.shutdown_write(log);
                 seen.read(c, log, Instant::now() + self.timeout, |_| false);
             }
-            answered = take_follow_up_answer(&mut seen.got, token, answer, n);
+            answered = follow_up_at(&seen.got, token, answer, n).map(|at| seen.got.remove(at));
             if let Some(r) = &answered
                 && answer.names_method
                 && !names_request(r, token)
@@ -801,21 +807,15 @@ impl Expect<'_> {
     }
 }
 
-/// Takes the follow-up's answer out of `got`: the response whose body names the token, or
+/// Where the follow-up's answer is in `got`: the response whose body names the token, or
 /// (for a server whose bodies do not name the target) a last response beyond the expected
 /// `n` with the status the follow-up gets on a fresh connection.
-fn take_follow_up_answer(
-    got: &mut Vec<Response>,
-    token: &str,
-    answer: &FollowUpAnswer,
-    n: usize,
-) -> Option<Response> {
-    let at = if answer.reflects {
+fn follow_up_at(got: &[Response], token: &str, answer: &FollowUpAnswer, n: usize) -> Option<usize> {
+    if answer.reflects {
         got.iter().rposition(|r| names(r, token))
     } else {
         (got.len() > n && got.last().map(|r| r.status) == answer.status).then(|| got.len() - 1)
-    }?;
-    Some(got.remove(at))
+    }
 }
 
 /// Whether the body of `r` names `token`.

@@ -258,40 +258,19 @@ fn a_server_that_never_notices_the_client_leaving_fails_the_close_notify_cases()
 fn through_an_intermediary_what_binds_only_the_origin_is_held_at_should() {
     // A proxy that does not pass the client's close on (HAProxy's default) is such a server.
     let addr = broken_server(Bug::NeverNoticesClose);
-    let dir = scratch("intermediary");
-    let json = dir.join("report.json");
-    let url = format!("http://{addr}");
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            url.as_str(),
-            "--timeout",
-            "1s",
-            "--json",
-            json.to_str().unwrap(),
-            "--case",
-            "close-notify/fires-on-close",
-            "--case",
-            "bad-input/te-and-cl",
-        ];
-        args.extend(extra);
-        let out = conform(&args);
-        (
-            out.status.code(),
-            verdicts(&report(&json)),
-            text(&out.stdout),
-        )
-    };
-    let (code, origin, _) = run(&[]);
+    let cases = ["close-notify/fires-on-close", "bad-input/te-and-cl"];
+    let run = |name: &str, extra: &[&str]| conform_against_with(addr, name, &cases, extra);
+    let (code, origin, _, _) = run("origin", &[]);
     assert_eq!(
         (code, origin["close-notify/fires-on-close"].as_str()),
         (Some(1), "FAIL")
     );
-    let (code, proxy, stdout) = run(&["--intermediary"]);
+    let (code, proxy, stdout, report) = run("intermediary", &["--intermediary"]);
     assert_eq!(
         proxy["close-notify/fires-on-close"], "NON-STRICT",
         "{stdout}"
     );
-    let described = report(&json)["cases"].as_array().unwrap().iter().any(|c| {
+    let described = report["cases"].as_array().unwrap().iter().any(|c| {
         c["name"] == "close-notify/fires-on-close"
             && c["description"]
                 .as_str()

@@ -297,6 +297,22 @@ pub fn conform_against(
     name: &str,
     cases: &[&str],
 ) -> (Option<i32>, HashMap<String, String>, String) {
+    let (code, verdicts, stdout, _) = conform_against_with(addr, name, cases, &[]);
+    (code, verdicts, stdout)
+}
+
+/// [`conform_against`] with `extra` arguments, and the JSON report too (null without one).
+pub fn conform_against_with(
+    addr: SocketAddr,
+    name: &str,
+    cases: &[&str],
+    extra: &[&str],
+) -> (
+    Option<i32>,
+    HashMap<String, String>,
+    String,
+    serde_json::Value,
+) {
     let dir = scratch(name);
     let json = dir.join("report.json");
     let url = format!("http://{addr}");
@@ -310,11 +326,17 @@ pub fn conform_against(
     for c in cases {
         args.extend(["--case", c]);
     }
+    args.extend(extra);
     let out = conform(&args);
-    let verdicts = if json.exists() {
-        verdicts(&report(&json))
+    let report = if json.exists() {
+        report(&json)
     } else {
-        HashMap::new()
+        serde_json::Value::Null
     };
-    (out.status.code(), verdicts, text(&out.stdout))
+    let verdicts = if report.is_null() {
+        HashMap::new()
+    } else {
+        verdicts(&report)
+    };
+    (out.status.code(), verdicts, text(&out.stdout), report)
 }
