@@ -15,7 +15,8 @@ use hijack::pipe::{PipeEnd, pipe};
 use hijack::{Server, ServerConfig, Transport};
 use hijack_conform::Level;
 use hijack_conform::demo::Demo;
-use hijack_testkit::corpus::{self, Case, Client, Got, Outcome, Verdict, check, load, observe};
+mod corpus;
+use corpus::{Case, Client, Got, Outcome, Verdict, check, load, observe};
 
 /// How long the checker waits for each response before it calls the connection kept open.
 const WAIT: Duration = Duration::from_secs(5);

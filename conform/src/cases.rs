@@ -18,25 +18,25 @@ const PATTERN: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
 const PER_HOP_UPGRADE: &str = "RFC 9110 §7.8: \"A server MAY ignore a received Upgrade header field if it wishes to continue using the current protocol on that connection.\" (HAProxy before 3.1 drops Upgrade from a request with a body)";
 
 /// Why an intermediary may not pass a client's close on while the origin's handler waits.
-const PER_HOP_CLOSE: &str = "SPEC.md#close-notify binds the server whose handler runs; no RFC sentence requires a proxy to pass a client's close on before the response (HAProxy documents it as `option abortonclose`, off by default)";
+pub(crate) const PER_HOP_CLOSE: &str = "SPEC.md#close-notify binds the server whose handler runs; no RFC sentence requires a proxy to pass a client's close on before the response (HAProxy documents it as `option abortonclose`, off by default)";
 
 /// Sent after a case's new-protocol bytes, echoed after them: bytes no case sends otherwise.
-const END_MARK: &str = "#end of the echo#";
+pub(crate) const END_MARK: &str = "#end of the echo#";
 
 /// A request the server must never answer: it hides inside a body.
 const HIDDEN: &str = "GET /smuggled HTTP/1.1\r\nHost: conform\r\n\r\n";
 
 /// SPEC.md sentences the built-in cases of the conformance contract check, quoted.
-const HANDED_OVER: &str = "SPEC.md#hijack-handover: \"The handed-over bytes followed by every byte later read from the stream MUST equal the bytes the client sent after the last byte consumed by the request head, the handler's body reads and the server's body discard, in order, each exactly once.\"";
-const HANDED_OVER_ORDER: &str = "SPEC.md#hijack-handover: \"The handed-over bytes MUST be exactly the bytes the client sent after what the handler consumed that the server has read, in wire order: the read buffer, then the background byte.\"";
+pub(crate) const HANDED_OVER: &str = "SPEC.md#hijack-handover: \"The handed-over bytes followed by every byte later read from the stream MUST equal the bytes the client sent after the last byte consumed by the request head, the handler's body reads and the server's body discard, in order, each exactly once.\"";
+pub(crate) const HANDED_OVER_ORDER: &str = "SPEC.md#hijack-handover: \"The handed-over bytes MUST be exactly the bytes the client sent after what the handler consumed that the server has read, in wire order: the read buffer, then the background byte.\"";
 const DISCARD_BEFORE_HANDOVER: &str = "SPEC.md#hijack-handover: \"If the handler wrote a response head before hijacking, the server MUST read and discard the rest of the request body before the handover.\"";
-const END_FIRES: &str = "SPEC.md#close-notify: \"End of stream or an error from the background read while the handler runs MUST fire close-notify and cancel the request.\"";
-const BYTE_DOES_NOT_FIRE: &str = "SPEC.md#close-notify: \"A byte caught by the background read MUST NOT fire close-notify and MUST NOT cancel the request.\"";
+pub(crate) const END_FIRES: &str = "SPEC.md#close-notify: \"End of stream or an error from the background read while the handler runs MUST fire close-notify and cancel the request.\"";
+pub(crate) const BYTE_DOES_NOT_FIRE: &str = "SPEC.md#close-notify: \"A byte caught by the background read MUST NOT fire close-notify and MUST NOT cancel the request.\"";
 const FIRES_ONCE: &str = "SPEC.md#close-notify: \"A close-notify or cancellation handle MUST fire at most once and MUST keep the reason it first fired with.\"";
 const HIJACK_AFTER_SUBSCRIBING: &str = "SPEC.md#close-notify: \"Subscribing to close-notify MUST NOT prevent a later hijack on the same connection.\"";
-const KEEP_OPEN: &str = "SPEC.md#serving-loop: \"In every other case the server MUST keep the connection open and serve the next request on it.\"";
-const IN_ORDER: &str = "SPEC.md#serving-loop: \"The server MUST answer pipelined requests one at a time, in the order they arrived, and MUST NOT read the next request head before the current response is finished.\"";
-const CLOSE_WHEN_NOT_KEPT: &str = "SPEC.md#serving-loop: \"The server MUST close the connection after the response when the request did not keep it alive, when the response is delimited by the close, when a write to the stream failed, when the request body failed, or when the server is shutting down.\"";
+pub(crate) const KEEP_OPEN: &str = "SPEC.md#serving-loop: \"In every other case the server MUST keep the connection open and serve the next request on it.\"";
+pub(crate) const IN_ORDER: &str = "SPEC.md#serving-loop: \"The server MUST answer pipelined requests one at a time, in the order they arrived, and MUST NOT read the next request head before the current response is finished.\"";
+pub(crate) const CLOSE_WHEN_NOT_KEPT: &str = "SPEC.md#serving-loop: \"The server MUST close the connection after the response when the request did not keep it alive, when the response is delimited by the close, when a write to the stream failed, when the request body failed, or when the server is shutting down.\"";
 
 /// Builds one vector.
 struct Case(Vector);

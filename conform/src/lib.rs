@@ -33,6 +33,7 @@
 
 mod cases;
 pub mod demo;
+pub mod explore;
 pub mod hostile;
 pub mod html;
 mod memory;

@@ -61,7 +61,7 @@ enum Command {
     ///
     /// Without URL, starts the reference server in-process on 127.0.0.1 and tests it.
     /// Exit code 0 when no case FAILs, 1 on any FAIL, 2 on a usage or connection error.
-    Conform(ConformArgs),
+    Conform(Box<ConformArgs>),
     /// Write the HTML matrix of one or more JSON reports (`hijack conform --json`): a column
     /// per report, named by its file name without `.json`, a row per case.
     ///
@@ -125,6 +125,38 @@ struct ConformArgs {
     /// a file named as a compiled-in case replaces it [default: only the compiled-in corpus].
     #[arg(long, value_name = "DIR")]
     hostile: Option<PathBuf>,
+    /// Add the vectors of DIR and its folders (`*.json`, SPEC.md#conformance-vectors: what
+    /// --export and --explore write); a vector named as a case replaces it. With --case
+    /// 'explore/*' only those run [default: none].
+    #[arg(long, value_name = "DIR")]
+    vectors: Option<PathBuf>,
+    /// Explore instead of running the fixed cases: run up to N generated exchanges, each judged
+    /// by the request framing model of SPEC.md, and shrink every distinct failure to a vector
+    /// (SPEC.md#explore).
+    #[arg(long, value_name = "N")]
+    explore: Option<usize>,
+    /// The seed of --explore's exchanges: the same seed, the same exchanges [default: from the
+    /// clock, printed].
+    #[arg(long, value_name = "S", requires = "explore")]
+    seed: Option<u64>,
+    /// Stop starting --explore exchanges after this long (shrinking comes after).
+    #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "explore")]
+    time: Duration,
+    /// Stop --explore once this many distinct failures were found.
+    #[arg(long, default_value_t = 10, requires = "explore")]
+    max_findings: usize,
+    /// Where --explore writes each shrunk failure as a vector (DIR/explore/NAME.json).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "hijack-explore",
+        requires = "explore"
+    )]
+    explore_out: PathBuf,
+    /// Let --explore send its exchanges to a host other than loopback (they include hostile
+    /// requests; only explore servers you run or may test) [default: loopback only].
+    #[arg(long, requires = "explore")]
+    allow_remote: bool,
 }
 
 /// `5s`, `800ms`, `1.5s`: a number and its unit; a bare number is refused (is `5` seconds or
@@ -170,6 +202,14 @@ fn conform(args: ConformArgs) -> ExitCode {
         && let Err(e) = suite.add_hostile_dir(dir)
     {
         return usage(format!("--hostile: {e}"));
+    }
+    if let Some(dir) = &args.vectors
+        && let Err(e) = suite.add_vector_dir(dir)
+    {
+        return usage(format!("--vectors: {e}"));
+    }
+    if let Some(n) = args.explore {
+        return explore(&args, n);
     }
     if let Err(e) = suite.select(&args.cases, &args.exclude) {
         return usage(e);
@@ -227,23 +267,9 @@ fn conform(args: ConformArgs) -> ExitCode {
     };
 
     // Keep the in-process server alive for the whole run.
-    let mut _reference = None;
-    let (addr, target_name) = match &args.url {
-        Some(url) => match parse_url(url) {
-            Ok(addr) => (addr, url.clone()),
-            Err(e) => return usage(e),
-        },
-        None => {
-            let (demo, config) = reference_server();
-            match hijack::Server::bind("127.0.0.1:0", config, demo) {
-                Ok(server) => {
-                    let addr = server.local_addr();
-                    _reference = Some(server);
-                    (addr, format!("in-process reference server (http://{addr})"))
-                }
-                Err(e) => return usage(format!("cannot start the reference server: {e}")),
-            }
-        }
+    let (addr, target_name, _reference) = match target(&args) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let options = RunOptions {
         timeout: args.timeout,
@@ -278,6 +304,95 @@ fn conform(args: ConformArgs) -> ExitCode {
         return usage(format!("cannot write {}: {e}", path.display()));
     }
     if report.cases.iter().any(|c| c.verdict == Verdict::Fail) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The server under test: the URL's, or the reference server started in-process (returned,
+/// to keep it alive for the run).
+fn target(
+    args: &ConformArgs,
+) -> Result<(std::net::SocketAddr, String, Option<hijack::Server>), ExitCode> {
+    match &args.url {
+        Some(url) => match parse_url(url) {
+            Ok(addr) => Ok((addr, url.clone(), None)),
+            Err(e) => Err(usage(e)),
+        },
+        None => {
+            let (demo, config) = reference_server();
+            match hijack::Server::bind("127.0.0.1:0", config, demo) {
+                Ok(server) => {
+                    let addr = server.local_addr();
+                    let name = format!("in-process reference server (http://{addr})");
+                    Ok((addr, name, Some(server)))
+                }
+                Err(e) => Err(usage(format!("cannot start the reference server: {e}"))),
+            }
+        }
+    }
+}
+
+/// `hijack conform --explore N`: SPEC.md#explore.
+fn explore(args: &ConformArgs, exchanges: usize) -> ExitCode {
+    if args.list || args.export.is_some() {
+        return usage("--explore generates its exchanges: it cannot be listed or exported");
+    }
+    if args.junit.is_some() || args.html.is_some() {
+        return usage("--junit and --html report the fixed cases; with --explore use --json");
+    }
+    if exchanges == 0 || args.jobs == 0 || args.max_findings == 0 {
+        return usage("--explore, --jobs and --max-findings must be at least 1");
+    }
+    let json_file = match &args.json {
+        None => None,
+        Some(p) => match File::create(p) {
+            Ok(f) => Some((p.clone(), f)),
+            Err(e) => return usage(format!("cannot write {}: {e}", p.display())),
+        },
+    };
+    let (addr, target_name, _reference) = match target(args) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    if !addr.ip().is_loopback() && !args.allow_remote {
+        return usage(format!(
+            "{addr} is not a loopback address: --explore sends hostile requests; add --allow-remote to explore a server you run or may test"
+        ));
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    let _ = writeln!(
+        io::stderr(),
+        "hijack conform: exploring {target_name} with up to {exchanges} exchanges, seed {seed} (rerun them with --seed {seed})"
+    );
+    let options = hijack_conform::explore::ExploreOptions {
+        exchanges,
+        seed,
+        time: args.time,
+        jobs: args.jobs,
+        timeout: args.timeout,
+        max_findings: args.max_findings,
+        out: Some(args.explore_out.clone()),
+        intermediary: args.intermediary,
+        progress: true,
+        ..Default::default()
+    };
+    let report = match hijack_conform::explore::explore(addr, &target_name, &options) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let _ = print_out(&report.summary());
+    if let Some((path, mut f)) = json_file
+        && let Err(e) = f.write_all(report.json().as_bytes())
+    {
+        return usage(format!("cannot write {}: {e}", path.display()));
+    }
+    if report.failed() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -372,7 +487,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Conform(args) => conform(args),
+        Command::Conform(args) => conform(*args),
         Command::Report { html, reports } => report(&html, &reports),
     }
 }

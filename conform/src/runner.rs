@@ -276,6 +276,7 @@ impl Ctx {
                     max_responses: *max_responses,
                     level,
                     timeout: self.timeout,
+                    naming: self.target.follow_up.clone(),
                 };
                 expect.check(c, &mut self.wire, deadline, follow_up)
             }
@@ -449,6 +450,8 @@ struct Expect<'a> {
     max_responses: Option<usize>,
     level: Level,
     timeout: Duration,
+    /// How the target's bodies name the requests they answer (the preflight's finding).
+    naming: FollowUpAnswer,
 }
 
 /// What the reads of one step saw.
@@ -546,6 +549,22 @@ fn list(responses: &[Response]) -> String {
 }
 
 impl Expect<'_> {
+    /// Whether `r` names the request `e` expects it to answer (`e.names`), as far as the
+    /// target's bodies name requests: method and target, only the target, or nothing.
+    fn answers(&self, e: &ResponseExpect, r: &Response) -> bool {
+        let Some(request) = &e.names else {
+            return true;
+        };
+        if self.naming.names_method {
+            find(&r.body, request.as_bytes()).is_some()
+        } else if self.naming.reflects {
+            let target = request.split_once(' ').map_or(request.as_str(), |(_, t)| t);
+            find(&r.body, target.as_bytes()).is_some()
+        } else {
+            true
+        }
+    }
+
     fn expected(&self) -> String {
         let mut s = match self.want {
             Some(w) => format!(
@@ -729,7 +748,9 @@ impl Expect<'_> {
         if let Some(w) = self.want {
             let shared = w.len().min(seen.got.len());
             let statuses_ok = w.iter().zip(&seen.got).all(|(e, r)| {
-                e.allows(r.status) && e.headers.iter().all(|(n, v)| r.has_token(n, v))
+                e.allows(r.status)
+                    && e.headers.iter().all(|(n, v)| r.has_token(n, v))
+                    && self.answers(e, r)
             });
             if !statuses_ok {
                 // The close is its own observation, often at a higher level (RFC 9112 §6.1

@@ -113,20 +113,75 @@ impl Suite {
         let added = hostile::load_dir(dir).map_err(Error)?;
         let n = added.len();
         for v in added {
-            match self.cases.iter_mut().find(|c| c.name() == v.name) {
-                Some(slot) => *slot = Case::Bytes(v),
-                None => {
-                    // Keep the memory case last: it runs alone, after the others.
-                    let at = self
-                        .cases
-                        .iter()
-                        .position(|c| matches!(c, Case::Memory))
-                        .unwrap_or(self.cases.len());
-                    self.cases.insert(at, Case::Bytes(v));
+            self.put(v);
+        }
+        Ok(n)
+    }
+
+    /// Adds `v`, replacing the case of its name; the memory case stays last (it runs alone,
+    /// after the others).
+    fn put(&mut self, v: Vector) {
+        match self.cases.iter_mut().find(|c| c.name() == v.name) {
+            Some(slot) => *slot = Case::Bytes(v),
+            None => {
+                let at = self
+                    .cases
+                    .iter()
+                    .position(|c| matches!(c, Case::Memory))
+                    .unwrap_or(self.cases.len());
+                self.cases.insert(at, Case::Bytes(v));
+            }
+        }
+    }
+
+    /// Adds every vector file of `dir` (`*.json`, SPEC.md#conformance-vectors, in `dir` and
+    /// its folders, as `--export` and `--explore` write them); a vector named as a case
+    /// replaces it. Returns how many were read. A file that is not a vector of version 1, or
+    /// has a byte above U+00FF, is an error naming it.
+    pub fn add_vector_dir(&mut self, dir: &Path) -> Result<usize, Error> {
+        let mut files = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            let entries = std::fs::read_dir(&d)
+                .map_err(|e| Error(format!("cannot read {}: {e}", d.display())))?;
+            for e in entries.filter_map(Result::ok) {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|e| e == "json") {
+                    files.push(p);
                 }
             }
         }
-        Ok(n)
+        files.sort();
+        for path in &files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error(format!("cannot read {}: {e}", path.display())))?;
+            let v: Vector = serde_json::from_str(&text)
+                .map_err(|e| Error(format!("{} is not a vector: {e}", path.display())))?;
+            if v.version != 1 {
+                return Err(Error(format!(
+                    "{}: vector version {} (this harness reads version 1)",
+                    path.display(),
+                    v.version
+                )));
+            }
+            let latin1 = v.steps.iter().all(|s| match s {
+                crate::vector::Step::Send { data, .. }
+                | crate::vector::Step::ExpectBytes { data, .. } => {
+                    crate::vector::latin1_bytes(data).is_some()
+                }
+                _ => true,
+            });
+            if !latin1 {
+                return Err(Error(format!(
+                    "{}: a data string has a character above U+00FF (one char is one byte)",
+                    path.display()
+                )));
+            }
+            self.put(v);
+        }
+        Ok(files.len())
     }
 
     /// Keeps the cases whose name matches one of `include` (all when it is empty) and none

@@ -190,6 +190,12 @@ pub struct ResponseExpect {
     /// `"413"` for one code, `"4xx"` for a class.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accept: Vec<String>,
+    /// The request it answers, `METHOD TARGET`, which its body must name when the
+    /// preflight found that the target's bodies name the requests they answer (only the
+    /// target when they name only that): so that a response to another request, or responses
+    /// out of order, are caught.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<String>,
 }
 
 impl ResponseExpect {
@@ -199,6 +205,7 @@ impl ResponseExpect {
             status,
             headers: Default::default(),
             accept: Vec::new(),
+            names: None,
         }
     }
 
@@ -213,11 +220,15 @@ impl ResponseExpect {
 
     /// `400`, or `400 (or 4xx)` when other statuses are accepted.
     pub fn describe(&self) -> String {
-        if self.accept.is_empty() {
+        let mut s = if self.accept.is_empty() {
             self.status.to_string()
         } else {
             format!("{} (or {})", self.status, self.accept.join(", "))
+        };
+        if let Some(r) = &self.names {
+            s.push_str(&format!(" to {r}"));
         }
+        s
     }
 }
 

@@ -1,18 +1,21 @@
 //! `hijack-testkit`: the support every test, property, fuzz harness, bench and example of the
 //! workspace shares, once: serving a handler on the in-memory pipe, bounded waits, a
 //! client-side response reader and chunk decoder ([`wire`]), the counting allocator
-//! ([`alloc`]), the process's descriptors, threads and live heap ([`leaks`]), the hostile
-//! corpus as the tests see it ([`corpus`]), and the one executable model of a served
-//! connection ([`model`]) with the driver that runs operation sequences on it and on the core
-//! side by side ([`lifecycle`]), for the lifecycle property and the lifecycle fuzz target. Never a dependency of
-//! anything shipped. Under `--cfg loom` (the core's models) it is empty.
+//! ([`alloc`]), the process's descriptors, threads and live heap ([`leaks`]), the one
+//! executable model of a served connection ([`model`]) with the driver that runs operation
+//! sequences on it and on the core side by side ([`lifecycle`]), for the lifecycle property and
+//! the lifecycle fuzz target, the request framing written from SPEC.md alone ([`framing`]), the
+//! random exchanges of `hijack conform --explore` ([`exchange`]) and the deliberately broken
+//! servers that show it finds what it claims to ([`broken`]). The conformance tool depends on
+//! it for [`framing`] and [`exchange`]; the core never does. Under `--cfg loom` (the core's
+//! models) it is empty.
 #![cfg(not(loom))]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod alloc;
-#[cfg(feature = "corpus")]
-pub mod corpus;
+pub mod broken;
+pub mod exchange;
 pub mod framing;
 pub mod leaks;
 pub mod lifecycle;

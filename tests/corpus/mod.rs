@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! The hostile-input corpus (`conform/hostile/*.http`): its cases as the tests see them, and the
 //! checker that runs one case against a connection and compares what came back with the case's verdict.
 //!
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use hijack_conform::Level;
 use hijack_conform::hostile;
 
-use crate::wire;
+use hijack_testkit::wire;
 
 /// One case of the corpus.
 #[derive(Clone, Debug)]

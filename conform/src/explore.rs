@@ -1,0 +1,788 @@
+//! `hijack conform --explore N` (SPEC.md#explore): property-based conformance testing of any
+//! server. Exchanges come from the test kit's strategy ([`hijack_testkit::exchange`]), seeded;
+//! each is judged by the request framing model written from SPEC.md
+//! ([`hijack_testkit::framing`]), which decides where every request ends, which one is
+//! rejected and with what status, and which bytes an upgrade hands over; the rules of
+//! [`crate::rules`] give the level of each rejection. The expectations become a vector
+//! (SPEC.md#conformance-vectors) that the runner judges from what it observes, as it judges
+//! the fixed cases. A failing exchange is shrunk with proptest's value tree, while it keeps
+//! failing the same way, and written as a vector that `--vectors DIR` and
+//! `tests/vectors/replay.py` replay.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hijack_testkit::exchange::{self, Body, Exchange, Tail, Then};
+use hijack_testkit::framing::{BodyEnd, HeadModel, decode_body, frame_head};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde::Serialize;
+
+use crate::cases::{
+    BYTE_DOES_NOT_FIRE, END_FIRES, END_MARK, HANDED_OVER_ORDER, IN_ORDER, PER_HOP_CLOSE,
+};
+use crate::preflight::Preflight;
+use crate::rules;
+use crate::runner::{self, Miss, Target, Verdict};
+use crate::suite::Error;
+use crate::vector::{Endpoint, Level, RUN_TOKEN, ResponseExpect, Step, Vector, latin1_string};
+
+/// How an exploration runs.
+#[derive(Clone, Debug)]
+pub struct ExploreOptions {
+    /// Exchanges to run at most.
+    pub exchanges: usize,
+    /// The seed of the exchange sequence: the same seed, the same exchanges.
+    pub seed: u64,
+    /// Stop starting exchanges after this long (shrinking comes after).
+    pub time: Duration,
+    /// Exchanges run at once (one connection each, plus `/events` polls).
+    pub jobs: usize,
+    /// The longest wait of one step.
+    pub timeout: Duration,
+    /// Stop once this many distinct failures (FAIL or NON-STRICT) were found.
+    pub max_findings: usize,
+    /// Longest time spent shrinking one finding.
+    pub shrink_time: Duration,
+    /// Where the shrunk vectors are written (`DIR/explore/NAME.json`); none: not written.
+    pub out: Option<PathBuf>,
+    /// The target is an intermediary (SPEC.md#conformance-endpoints).
+    pub intermediary: bool,
+    /// Print a progress line to stderr every two seconds.
+    pub progress: bool,
+}
+
+impl Default for ExploreOptions {
+    /// 1,000 exchanges, seed 0, 60 s, 8 at once, 5 s per step, 10 findings, 60 s of
+    /// shrinking each, no files, origin, progress on.
+    fn default() -> Self {
+        ExploreOptions {
+            exchanges: 1000,
+            seed: 0,
+            time: Duration::from_secs(60),
+            jobs: 8,
+            timeout: Duration::from_secs(5),
+            max_findings: 10,
+            shrink_time: Duration::from_secs(60),
+            out: None,
+            intermediary: false,
+            progress: true,
+        }
+    }
+}
+
+/// A failure the exploration found, shrunk.
+#[derive(Serialize, Clone, Debug)]
+pub struct Finding {
+    /// `explore/SEED-INDEX`, the vector's name.
+    pub name: String,
+    /// How it fails: the verdict, the step that missed, the kind of miss and the rule.
+    pub signature: String,
+    /// FAIL or NON-STRICT.
+    pub verdict: Verdict,
+    /// The shrunk exchange's misses.
+    pub misses: Vec<Miss>,
+    /// Bytes the first failing exchange sent, and the shrunk one.
+    pub bytes: (usize, usize),
+    /// Shrinking steps that kept the failure.
+    pub shrink_steps: usize,
+    /// Where the vector was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The shrunk vector.
+    pub vector: Vector,
+}
+
+/// What an exploration did.
+#[derive(Serialize, Clone, Debug)]
+pub struct ExploreReport {
+    /// The server under test.
+    pub target: String,
+    /// The seed.
+    pub seed: u64,
+    /// Exchanges run.
+    pub exchanges: usize,
+    /// Exchanges the model did not judge (it found bytes it has no rule for): not run.
+    pub not_judged: usize,
+    /// Exchanges per verdict.
+    pub verdicts: BTreeMap<String, usize>,
+    /// Distinct failures, shrunk, in the order found.
+    pub findings: Vec<Finding>,
+    /// The first few INCONCLUSIVE exchanges (nothing decisive arrived within a step's time):
+    /// each vector's name and description, and the undecided check.
+    pub inconclusive: Vec<(String, String, Miss)>,
+    /// Seconds the exploration took, shrinking included.
+    pub seconds: f64,
+}
+
+impl ExploreReport {
+    /// Whether a finding is a FAIL.
+    pub fn failed(&self) -> bool {
+        self.findings.iter().any(|f| f.verdict == Verdict::Fail)
+    }
+
+    /// The report as JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// The summary a user reads: counts, then each finding with how to replay it.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "explore: {} exchanges against {} (seed {}) in {:.1} s:",
+            self.exchanges, self.target, self.seed, self.seconds
+        );
+        for (v, n) in &self.verdicts {
+            s.push_str(&format!(" {n} {v},"));
+        }
+        s.pop();
+        s.push_str(&format!("; {} not judged by the model\n", self.not_judged));
+        for f in &self.findings {
+            s.push_str(&format!(
+                "  {} {} ({}): {} bytes sent, shrunk to {} in {} steps\n",
+                f.verdict.label(),
+                f.name,
+                f.signature,
+                f.bytes.0,
+                f.bytes.1,
+                f.shrink_steps
+            ));
+            if let Some(m) = f.misses.iter().find(|m| !m.inconclusive) {
+                s.push_str(&format!(
+                    "    expected: {}\n    observed: {}\n",
+                    m.expected, m.observed
+                ));
+            }
+            if let Some(p) = &f.path {
+                s.push_str(&format!("    vector: {}\n", p.display()));
+            }
+        }
+        for (name, description, m) in &self.inconclusive {
+            s.push_str(&format!(
+                "  INCONCLUSIVE {name} ({description}): {}; a longer --timeout may decide it\n",
+                m.observed
+            ));
+        }
+        if let Some(dir) = self.findings.iter().find_map(|f| f.path.as_ref()) {
+            let dir = dir.parent().and_then(Path::parent).unwrap_or(dir);
+            s.push_str(&format!(
+                "replay them: hijack conform --vectors {} URL (or tests/vectors/replay.py {} URL)\n",
+                dir.display(),
+                dir.display()
+            ));
+        } else if self.findings.is_empty() {
+            s.push_str(&format!(
+                "no disagreement with the model; another seed explores other exchanges (--seed {})\n",
+                self.seed.wrapping_add(1)
+            ));
+        }
+        s
+    }
+}
+
+/// Why the model does not judge an exchange.
+#[derive(Debug)]
+pub struct NotJudged(pub String);
+
+/// The close-notify timeouts: long when the client goes away (a correct server fires at
+/// once), short when it pipelines (the case waits it out).
+const FIRES_WITHIN_MS: u64 = 3000;
+const PIPELINED_TIMEOUT_MS: u64 = 400;
+
+/// The vector of exchange `ex`, its expectations from the framing model; `name` names it and
+/// `id` its close-notify request (`${RUN}` in it is the run token).
+pub fn vector_of(ex: &Exchange, name: &str, id: &str) -> Result<Vector, NotJudged> {
+    let timeout_ms = match ex.tail {
+        Tail::CloseNotify(Then::Pipelined) => PIPELINED_TIMEOUT_MS,
+        _ => FIRES_WITHIN_MS,
+    };
+    let stream = ex.stream((id, timeout_ms));
+    let not = |why: String| Err(NotJudged(why));
+    // Walk the stream as the model frames it.
+    let mut at = 0;
+    let mut expected: Vec<ResponseExpect> = Vec::new();
+    let mut ended: Option<(&'static rules::Rule, Option<u16>)> = None;
+    for _ in &ex.requests {
+        match frame_head(&stream[at..]) {
+            HeadModel::Head(f) => match decode_body(f.body, &stream[at + f.len..]) {
+                (_, BodyEnd::End(n)) => {
+                    let mut r = ResponseExpect::status(200);
+                    r.names = Some(format!("{} {}", f.method, f.target));
+                    expected.push(r);
+                    at += f.len + n;
+                    if !f.keep_alive {
+                        let rule = if f.http11 {
+                            "connection-close"
+                        } else {
+                            "http10-close"
+                        };
+                        ended = Some((rule_named(rule)?, None));
+                        break;
+                    }
+                }
+                (_, BodyEnd::Failed) => {
+                    ended = Some((fault_rule(ex, 400)?, Some(400)));
+                    break;
+                }
+                (_, BodyEnd::NeedMore) => return not("a body the model sees cut short".into()),
+            },
+            HeadModel::Rejected(status) => {
+                ended = Some((fault_rule(ex, status)?, Some(status)));
+                break;
+            }
+            HeadModel::Partial => return not("a head the model sees cut short".into()),
+            HeadModel::Unsure => return not("bytes the model has no rule for".into()),
+        }
+    }
+    let n = expected.len();
+    let mut v = Vector {
+        version: 1,
+        name: name.to_string(),
+        level: Level::Must,
+        spec: "SPEC.md#explore".into(),
+        description: describe(ex),
+        cite: IN_ORDER.into(),
+        rule: String::new(),
+        per_hop: String::new(),
+        needs: Vec::new(),
+        steps: vec![Step::Connect { conn: 0 }],
+    };
+    send_pieces(&mut v.steps, &stream, ex);
+    if let Some((rule, status)) = ended {
+        // A rejection, or a close the last request asked for: nothing after it is answered.
+        if let Some(status) = status {
+            expected.push(rule.expect(status));
+            v.level = rule.status_level();
+        }
+        v.rule = rule.id.into();
+        v.cite = rule.cite();
+        let k = expected.len();
+        v.steps.push(Step::ExpectResponses {
+            conn: 0,
+            responses: Some(expected),
+            close: true,
+            close_level: Some(rule.close_level()),
+            max_responses: Some(k),
+            follow_up: true,
+        });
+        return Ok(v);
+    }
+    let tail = frame_head(&stream[at..]);
+    match (&ex.tail, tail) {
+        (Tail::Open, HeadModel::Partial) if at == stream.len() => {
+            v.steps.push(Step::ExpectResponses {
+                conn: 0,
+                responses: Some(expected),
+                close: false,
+                close_level: None,
+                max_responses: Some(n),
+                follow_up: true,
+            });
+        }
+        (
+            Tail::Upgrade {
+                pause_ms, later, ..
+            },
+            HeadModel::Head(f),
+        ) if f.target == "/echo" && f.keep_alive => {
+            v.cite = HANDED_OVER_ORDER.into();
+            v.needs = vec![Endpoint::Echo];
+            let mut handed = stream[at + f.len..].to_vec();
+            if !later.is_empty() {
+                if *pause_ms > 0 {
+                    v.steps.push(Step::Sleep { ms: *pause_ms });
+                }
+                v.steps.push(send(later));
+                handed.extend_from_slice(later);
+            }
+            let mut up = ResponseExpect::status(101);
+            up.headers.insert("upgrade".into(), "echo".into());
+            up.headers.insert("connection".into(), "upgrade".into());
+            expected.push(up);
+            v.steps.push(Step::ExpectResponses {
+                conn: 0,
+                responses: Some(expected),
+                close: false,
+                close_level: None,
+                max_responses: Some(n + 1),
+                follow_up: false,
+            });
+            v.steps.push(send(END_MARK.as_bytes()));
+            if !handed.is_empty() {
+                v.steps.push(Step::ExpectBytes {
+                    conn: 0,
+                    data: latin1_string(&handed),
+                    repeat: None,
+                });
+            }
+            v.steps.push(Step::ExpectBytes {
+                conn: 0,
+                data: END_MARK.into(),
+                repeat: None,
+            });
+            v.steps.push(Step::ShutdownWrite { conn: 0 });
+            v.steps.push(Step::ExpectClose { conn: 0 });
+        }
+        (Tail::CloseNotify(then), HeadModel::Head(f))
+            if f.target.starts_with("/close-notify/") && at + f.len == stream.len() =>
+        {
+            v.needs = vec![Endpoint::CloseNotify];
+            let event = id.to_string();
+            match then {
+                Then::HalfClose | Then::Reset => {
+                    v.cite = END_FIRES.into();
+                    v.per_hop = PER_HOP_CLOSE.into();
+                    if n > 0 {
+                        v.steps.push(Step::ExpectResponses {
+                            conn: 0,
+                            responses: Some(expected),
+                            close: false,
+                            close_level: None,
+                            max_responses: None,
+                            follow_up: false,
+                        });
+                    }
+                    v.steps.push(Step::Sleep { ms: 100 });
+                    v.steps.push(if *then == Then::Reset {
+                        Step::Reset { conn: 0 }
+                    } else {
+                        Step::ShutdownWrite { conn: 0 }
+                    });
+                    v.steps.push(Step::ExpectEvent {
+                        id: event,
+                        close_notify: "fired".into(),
+                        within_ms: FIRES_WITHIN_MS + 2000,
+                    });
+                }
+                Then::Pipelined => {
+                    v.cite = BYTE_DOES_NOT_FIRE.into();
+                    v.steps.push(Step::Sleep { ms: 100 });
+                    v.steps.push(send(Exchange::pipelined().as_bytes()));
+                    expected.push(ResponseExpect::status(200));
+                    let mut p = ResponseExpect::status(200);
+                    p.names = Some("GET /explore/pipelined".into());
+                    expected.push(p);
+                    v.steps.push(Step::ExpectResponses {
+                        conn: 0,
+                        responses: Some(expected),
+                        close: false,
+                        close_level: None,
+                        max_responses: Some(n + 2),
+                        follow_up: false,
+                    });
+                    v.steps.push(Step::ExpectEvent {
+                        id: event,
+                        close_notify: "timeout".into(),
+                        within_ms: PIPELINED_TIMEOUT_MS + 3000,
+                    });
+                }
+            }
+        }
+        (_, other) => return not(format!("the ending's request framed as {other:?}")),
+    }
+    Ok(v)
+}
+
+fn rule_named(id: &str) -> Result<&'static rules::Rule, NotJudged> {
+    rules::find(id).ok_or_else(|| NotJudged(format!("no rule {id}")))
+}
+
+/// The rule of the exchange's fault, which the model's `status` must agree with.
+fn fault_rule(ex: &Exchange, status: u16) -> Result<&'static rules::Rule, NotJudged> {
+    let Some((_, fault)) = ex.fault else {
+        return Err(NotJudged(format!(
+            "the model rejects ({status}) an exchange without a fault"
+        )));
+    };
+    let rule = rule_named(fault.rule())?;
+    if rule.status != status && !rule.expect(rule.status).allows(status) {
+        return Err(NotJudged(format!(
+            "the model answers {status} where rule {} answers {}",
+            rule.id, rule.status
+        )));
+    }
+    Ok(rule)
+}
+
+fn send(bytes: &[u8]) -> Step {
+    Step::Send {
+        conn: 0,
+        data: latin1_string(bytes),
+        repeat: None,
+        write_size: None,
+        pause_ms: None,
+    }
+}
+
+/// The stream in the exchange's pieces, a pause after each, then the rest at once. No piece
+/// ends inside the run token (`${RUN}`), which is replaced in each `send` on its own.
+fn send_pieces(steps: &mut Vec<Step>, stream: &[u8], ex: &Exchange) {
+    let token = RUN_TOKEN.as_bytes();
+    let mut at = 0;
+    for p in &ex.pieces {
+        if at >= stream.len() {
+            break;
+        }
+        let mut end = (at + p.size).min(stream.len());
+        if let Some(i) = (end.saturating_sub(token.len() - 1)..end)
+            .find(|&i| stream[i..].starts_with(token) && i + token.len() > end)
+        {
+            end = i + token.len();
+        }
+        steps.push(send(&stream[at..end]));
+        if p.pause_ms > 0 {
+            steps.push(Step::Sleep { ms: p.pause_ms });
+        }
+        at = end;
+    }
+    if at < stream.len() {
+        steps.push(send(&stream[at..]));
+    }
+}
+
+/// One line: the requests, the fault, the ending, the pieces.
+fn describe(ex: &Exchange) -> String {
+    let reqs: Vec<String> = ex
+        .requests
+        .iter()
+        .map(|r| {
+            let body = match &r.body {
+                Body::None => "",
+                Body::Length(_) => " with Content-Length",
+                Body::Chunked { .. } => " chunked",
+            };
+            let end = if r.http10 {
+                " (HTTP/1.0)"
+            } else if r.close {
+                " (Connection: close)"
+            } else {
+                ""
+            };
+            format!("{}{body}{end}", r.method)
+        })
+        .collect();
+    let mut s = format!("explored: {}", reqs.join(", "));
+    if let Some((i, f)) = ex.fault {
+        s.push_str(&format!("; request {} breaks {}", i + 1, f.rule()));
+    }
+    s.push_str(match ex.tail {
+        Tail::Open => "; then a follow-up",
+        Tail::Upgrade { .. } => "; then an upgrade to /echo",
+        Tail::CloseNotify(Then::HalfClose) => "; then /close-notify and a half-close",
+        Tail::CloseNotify(Then::Reset) => "; then /close-notify and a reset",
+        Tail::CloseNotify(Then::Pipelined) => "; then /close-notify and a pipelined request",
+    });
+    if !ex.pieces.is_empty() {
+        s.push_str(&format!("; written in {} pieces first", ex.pieces.len()));
+    }
+    s
+}
+
+/// Bytes a vector sends.
+pub fn bytes_sent(v: &Vector) -> usize {
+    v.steps
+        .iter()
+        .map(|s| match s {
+            Step::Send { data, repeat, .. } => data.chars().count() * repeat.unwrap_or(1),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// How an outcome fails, to tell the same failure from another while shrinking: the
+/// verdict, the operation of the step that missed, the kind of miss, the rule.
+fn signature(v: &Vector, verdict: Verdict, misses: &[Miss]) -> String {
+    let m = misses.iter().find(|m| !m.inconclusive).or(misses.first());
+    let (op, kind) = match m {
+        None => ("-", "-"),
+        Some(m) => {
+            let op = match v.steps.get(m.step) {
+                Some(Step::ExpectResponses { .. }) => "responses",
+                Some(Step::ExpectBytes { .. }) => "echo",
+                Some(Step::ExpectClose { .. }) => "close",
+                Some(Step::ExpectEvent { .. }) => "close-notify",
+                _ => "other",
+            };
+            let kind = if m.observed.contains("smuggling:") {
+                "smuggling"
+            } else if m.observed.starts_with("kept open") {
+                "kept-open"
+            } else {
+                "mismatch"
+            };
+            (op, kind)
+        }
+    };
+    let rule = if v.rule.is_empty() {
+        "contract"
+    } else {
+        &v.rule
+    };
+    format!("{} {op} {kind} ({rule})", verdict.label())
+}
+
+/// One run of an exchange: its vector (or why the model does not judge it), and the verdict,
+/// misses and signature.
+struct Ran {
+    vector: Vector,
+    verdict: Verdict,
+    misses: Vec<Miss>,
+    signature: String,
+}
+
+/// A generated exchange with its shrinking state.
+type Tree = Box<dyn ValueTree<Value = Exchange>>;
+
+struct Explorer<'a> {
+    target: Target,
+    preflight: &'a Preflight,
+    options: &'a ExploreOptions,
+    run_token: String,
+    attempts: AtomicUsize,
+}
+
+impl Explorer<'_> {
+    fn run_one(&self, ex: &Exchange, index: usize) -> Result<Ran, NotJudged> {
+        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
+        let name = format!("explore/{}-{index}", self.options.seed);
+        let id = format!("${{RUN}}-x{index}-{attempt}");
+        let vector = vector_of(ex, &name, &id)?;
+        if self.preflight.blocks(&vector).is_some() {
+            return Ok(Ran {
+                signature: "UNSUPPORTED".into(),
+                vector,
+                verdict: Verdict::Unsupported,
+                misses: Vec::new(),
+            });
+        }
+        let judged = if self.options.intermediary && !vector.per_hop.is_empty() {
+            vector.through_intermediary()
+        } else {
+            vector.clone()
+        };
+        let run = format!("{}-{attempt}", self.run_token);
+        let outcome = runner::run(&judged, &self.target, self.options.timeout, &run);
+        Ok(Ran {
+            signature: signature(&judged, outcome.verdict, &outcome.misses),
+            vector,
+            verdict: outcome.verdict,
+            misses: outcome.misses,
+        })
+    }
+}
+
+/// Runs an exploration against `addr` (named `target_name`): preflight, then exchanges on
+/// `options.jobs` threads until `options.exchanges`, `options.time` or
+/// `options.max_findings`, then each distinct failure shrunk.
+pub fn explore(
+    addr: SocketAddr,
+    target_name: &str,
+    options: &ExploreOptions,
+) -> Result<ExploreReport, Error> {
+    if options.jobs == 0 {
+        return Err(Error::new("jobs must be at least 1"));
+    }
+    let started = Instant::now();
+    let run_token = format!(
+        "e{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let preflight = Preflight::run(addr, options.timeout, &run_token);
+    if preflight.follow_up.status.is_none() {
+        return Err(Error::new(format!(
+            "{target_name} did not answer the preflight's follow-up request (GET /?follow-up=…): nothing can be judged"
+        )));
+    }
+    let explorer = Explorer {
+        target: Target {
+            addr,
+            follow_up: preflight.follow_up.clone(),
+        },
+        preflight: &preflight,
+        options,
+        run_token,
+        attempts: AtomicUsize::new(0),
+    };
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&options.seed.to_le_bytes());
+    let mut generator = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+    );
+    let strategy = exchange::exchange().boxed();
+    let mut verdicts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut not_judged = 0;
+    let mut ran = 0;
+    let mut inconclusive = Vec::new();
+    // The first failing tree of each signature, to shrink.
+    let mut failing: Vec<(usize, String, Tree, Ran)> = Vec::new();
+    let mut last_progress = Instant::now();
+    let batch = options.jobs * 4;
+    while ran + not_judged < options.exchanges
+        && started.elapsed() < options.time
+        && failing.len() < options.max_findings
+    {
+        let todo = batch.min(options.exchanges - ran - not_judged);
+        let mut trees = Vec::with_capacity(todo);
+        for _ in 0..todo {
+            trees.push(
+                strategy
+                    .new_tree(&mut generator)
+                    .map_err(|e| Error::new(format!("generating an exchange: {e}")))?,
+            );
+        }
+        let values: Vec<(usize, Exchange)> = trees
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (ran + not_judged + k, t.current()))
+            .collect();
+        let results: Mutex<Vec<Option<Result<Ran, NotJudged>>>> =
+            Mutex::new((0..todo).map(|_| None).collect());
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..options.jobs.min(todo) {
+                s.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((index, ex)) = values.get(k) else {
+                            break;
+                        };
+                        let r = explorer.run_one(ex, *index);
+                        results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        for ((tree, (index, _)), r) in trees.into_iter().zip(values).zip(results) {
+            match r {
+                Some(Ok(r)) => {
+                    ran += 1;
+                    *verdicts.entry(r.verdict.label().to_string()).or_default() += 1;
+                    if r.verdict == Verdict::Inconclusive
+                        && inconclusive.len() < 3
+                        && let Some(m) = r.misses.iter().find(|m| m.inconclusive)
+                    {
+                        inconclusive.push((
+                            r.vector.name.clone(),
+                            r.vector.description.clone(),
+                            m.clone(),
+                        ));
+                    }
+                    if matches!(r.verdict, Verdict::Fail | Verdict::NonStrict)
+                        && failing.len() < options.max_findings
+                        && !failing.iter().any(|(_, s, _, _)| *s == r.signature)
+                    {
+                        failing.push((index, r.signature.clone(), tree, r));
+                    }
+                }
+                Some(Err(_)) | None => not_judged += 1,
+            }
+        }
+        if options.progress && last_progress.elapsed() >= Duration::from_secs(2) {
+            last_progress = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            let _ = writeln!(
+                std::io::stderr(),
+                "explore: {ran}/{} exchanges, {:.0}/s, {} failing kinds, {} not judged",
+                options.exchanges,
+                ran as f64 / secs.max(0.001),
+                failing.len(),
+                not_judged
+            );
+        }
+    }
+    let mut findings = Vec::new();
+    for (index, signature, tree, first) in failing {
+        if options.progress {
+            let _ = writeln!(
+                std::io::stderr(),
+                "explore: shrinking {} ({signature})",
+                first.vector.name
+            );
+        }
+        findings.push(explorer.shrink(index, &signature, tree, first)?);
+    }
+    Ok(ExploreReport {
+        target: target_name.to_string(),
+        seed: options.seed,
+        exchanges: ran,
+        not_judged,
+        verdicts,
+        findings,
+        inconclusive,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl Explorer<'_> {
+    /// Shrinks a failing exchange while it fails with the same signature (proptest's
+    /// simplify/complicate walk), within the shrink time; writes the result's vector.
+    fn shrink(
+        &self,
+        index: usize,
+        signature: &str,
+        mut tree: Tree,
+        first: Ran,
+    ) -> Result<Finding, Error> {
+        let original = bytes_sent(&first.vector);
+        let mut best = first;
+        let mut steps = 0;
+        let deadline = Instant::now() + self.options.shrink_time;
+        let mut more = tree.simplify();
+        while more && Instant::now() < deadline {
+            let same = match self.run_one(&tree.current(), index) {
+                Ok(r) if r.signature == signature => Some(r),
+                _ => None,
+            };
+            more = match same {
+                Some(r) => {
+                    best = r;
+                    steps += 1;
+                    tree.simplify()
+                }
+                None => tree.complicate(),
+            };
+        }
+        let mut vector = best.vector;
+        vector.description = format!(
+            "{} [found by hijack conform --explore, seed {}, exchange {index}: {signature}]",
+            vector.description, self.options.seed
+        );
+        let path = match &self.options.out {
+            None => None,
+            Some(dir) => {
+                let path = dir.join(format!("{}.json", vector.name));
+                let written = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| {
+                        let json =
+                            serde_json::to_string_pretty(&vector).map_err(std::io::Error::other)?;
+                        std::fs::write(&path, json + "\n")
+                    });
+                written.map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))?;
+                Some(path)
+            }
+        };
+        Ok(Finding {
+            name: vector.name.clone(),
+            signature: signature.to_string(),
+            verdict: best.verdict,
+            misses: best.misses,
+            bytes: (original, bytes_sent(&vector)),
+            shrink_steps: steps,
+            path,
+            vector,
+        })
+    }
+}
