@@ -270,10 +270,11 @@ fn parse_prefix(
         return Err(Verdict::BadRequest("asterisk-form target outside OPTIONS"));
     }
     //= SPEC.md#bad-input
-    //# An HTTP/1.1 request without exactly one Host field MUST be answered with 400.
-    if version == Version::HTTP_11 && headers.get_all(http::header::HOST).iter().count() != 1 {
+    //# An HTTP/1.1 request without a Host field, or any request with more than one, MUST be answered with 400.
+    let hosts = headers.get_all(http::header::HOST).iter().count();
+    if hosts > 1 || (version == Version::HTTP_11 && hosts == 0) {
         return Err(Verdict::BadRequest(
-            "HTTP/1.1 request needs exactly one Host field",
+            "a request needs one Host field (HTTP/1.1) and at most one",
         ));
     }
     let body = body_kind(&headers, version)?;

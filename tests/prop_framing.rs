@@ -275,7 +275,7 @@ fn model_head(head: &[u8]) -> Result<HeadModel, u16> {
         return Err(400);
     }
     let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
-    if !http10 && get("host").len() != 1 {
+    if get("host").len() > 1 || (!http10 && get("host").is_empty()) {
         return Err(400);
     }
     let te = get("transfer-encoding");
@@ -1033,7 +1033,7 @@ fn serve(stream: &[u8], split: &Split) -> Result<Served, TestCaseError> {
 //# A request head containing a bare CR, a bare LF, or a NUL byte MUST be answered with 400.
 //= SPEC.md#bad-input
 //= type=test
-//# An HTTP/1.1 request without exactly one Host field MUST be answered with 400.
+//# An HTTP/1.1 request without a Host field, or any request with more than one, MUST be answered with 400.
 //= SPEC.md#bad-input
 //= type=test
 //# A request with both Transfer-Encoding and Content-Length, or with Content-Length values

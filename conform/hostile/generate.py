@@ -358,6 +358,9 @@ case("host-missing", "400 close", "host-missing-or-duplicate", "HTTP/1.1 without
      b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n")
 case("host-duplicate", "400 close", "host-missing-or-duplicate", "two Host fields (SPEC bad-input)",
      b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n")
+case("host-duplicate-http10", "400 close", "host-missing-or-duplicate",
+     "two Host fields in HTTP/1.0: RFC 9112 3.2 rejects more than one in any request (found by --explore, SPEC peers)",
+     b"GET / HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n")
 
 # --- versions and request lines ---
 case("http10-without-host", "200 close", "http10-close", "HTTP/1.0 needs no Host and does not keep the connection alive by default (SPEC serving loop)",

@@ -614,7 +614,7 @@ pub static RULES: &[Rule] = &[
     .strict(STRICT_MALFORMED),
     rule(
         "host-missing-or-duplicate",
-        "an HTTP/1.1 request without a Host field, or with two",
+        "an HTTP/1.1 request without a Host field, or any request with two",
         400,
         RFC9112_3_2_HOST,
     )

@@ -124,8 +124,8 @@ pub fn frame_head(buf: &[u8]) -> HeadModel {
     let count = |name: &str| fields.iter().filter(|(n, _)| n == name).count();
     //= SPEC.md#bad-input
     //= type=test
-    //# An HTTP/1.1 request without exactly one Host field MUST be answered with 400.
-    if http11 && count("host") != 1 {
+    //# An HTTP/1.1 request without a Host field, or any request with more than one, MUST be answered with 400.
+    if count("host") > 1 || (http11 && count("host") == 0) {
         return HeadModel::Rejected(400);
     }
     let body = match body_kind(&fields, http11) {

@@ -745,7 +745,7 @@ fn whole_head_verdict(v: Verdict) -> bool {
     matches!(v, Verdict::UnknownCoding | Verdict::UnknownExpectation)
         || matches!(
             v.reason(),
-            "HTTP/1.1 request needs exactly one Host field"
+            "a request needs one Host field (HTTP/1.1) and at most one"
                 | "both Transfer-Encoding and Content-Length"
                 | "Transfer-Encoding in an HTTP/1.0 request"
                 | "malformed Transfer-Encoding"
