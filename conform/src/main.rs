@@ -145,6 +145,9 @@ struct ConformArgs {
     /// Stop --explore once this many distinct failures were found.
     #[arg(long, default_value_t = 10, requires = "explore")]
     max_findings: usize,
+    /// The longest time --explore spends shrinking one failure.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "explore")]
+    shrink_time: Duration,
     /// Where --explore writes each shrunk failure as a vector (DIR/explore/NAME.json).
     #[arg(
         long,
@@ -377,10 +380,10 @@ fn explore(args: &ConformArgs, exchanges: usize) -> ExitCode {
         jobs: args.jobs,
         timeout: args.timeout,
         max_findings: args.max_findings,
+        shrink_time: args.shrink_time,
         out: Some(args.explore_out.clone()),
         intermediary: args.intermediary,
         progress: true,
-        ..Default::default()
     };
     let report = match hijack_conform::explore::explore(addr, &target_name, &options) {
         Ok(r) => r,

@@ -422,6 +422,11 @@ fn help_documents_every_default() {
         "[default: every case]",
         "[default: none]",
         "[default: only the compiled-in corpus]",
+        "[default: 60s]",
+        "[default: 10]",
+        "[default: hijack-explore]",
+        "[default: loopback only]",
+        "[default: from the clock, printed]",
     ] {
         assert!(help.contains(default), "no {default:?} in\n{help}");
     }
@@ -676,4 +681,84 @@ fn hijack_report_refuses_missing_and_malformed_reports() {
     // No report at all is a usage error too.
     let out = hijack(&["report", "--html", out_path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn explore_runs_against_the_reference_and_writes_its_report() {
+    let dir = scratch("explore-cli");
+    let json = dir.join("explore.json");
+    let out_dir = dir.join("found");
+    let out = conform(&[
+        "--explore",
+        "60",
+        "--seed",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+        "--explore-out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("seed 3 (rerun them with --seed 3)"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("explore: 60 exchanges") && stdout.contains("60 PASS"),
+        "{stdout}"
+    );
+    let r = report(&json);
+    assert_eq!(r["seed"], 3);
+    assert_eq!(r["exchanges"], 60);
+    assert_eq!(r["findings"].as_array().map(Vec::len), Some(0));
+    assert!(!out_dir.exists(), "nothing to write, nothing written");
+}
+
+#[test]
+fn explore_refuses_what_it_cannot_do_before_it_sends_anything() {
+    let remote = conform(&["http://192.0.2.1:80", "--explore", "10"]);
+    let stderr = text(&remote.stderr);
+    assert_eq!(remote.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+    let junit = conform(&["--explore", "10", "--junit", "/tmp/x.xml"]);
+    assert_eq!(junit.status.code(), Some(2));
+    assert!(text(&junit.stderr).contains("with --explore use --json"));
+    let seed_alone = conform(&["--seed", "4", "--list"]);
+    assert_eq!(seed_alone.status.code(), Some(2));
+    assert!(text(&seed_alone.stderr).contains("--explore"));
+    let zero = conform(&["--explore", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+}
+
+#[test]
+fn vectors_that_are_not_vectors_are_refused_by_name() {
+    let dir = scratch("bad-vectors");
+    std::fs::write(dir.join("broken.json"), "{\"version\": 1}").unwrap();
+    let out = conform(&["--vectors", dir.to_str().unwrap(), "--list"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("broken.json is not a vector"), "{stderr}");
+    let exported = scratch("good-vectors");
+    let out = conform(&[
+        "--export",
+        exported.to_str().unwrap(),
+        "--case",
+        "handover/*",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = conform(&[
+        "--vectors",
+        exported.to_str().unwrap(),
+        "--list",
+        "--case",
+        "handover/*",
+    ]);
+    let listed = text(&out.stdout).lines().count();
+    assert_eq!(
+        listed,
+        walk(&exported),
+        "a read vector replaces the case of its name"
+    );
 }

@@ -62,6 +62,9 @@ fn assert_agrees(report: &ExploreReport, exchanges: usize) {
     assert_eq!(report.not_judged, 0, "{}", report.summary());
 }
 
+//= SPEC.md#explore
+//# Every request the model frames before the ending MUST be answered with 200, in order, each
+//# response naming the request it answers when the target's bodies name requests.
 #[test]
 fn the_reference_agrees_with_the_model() {
     let server = reference();
@@ -153,6 +156,9 @@ fn finds(bug: Bug, kind: &str, max_bytes: usize) {
     );
 }
 
+//= SPEC.md#explore
+//# After an upgrade the echo MUST be exactly the bytes the client sent after the upgrade head,
+//# those of the head's write first.
 #[test]
 fn finds_a_lost_background_byte() {
     finds(Bug::LosesBackgroundByte, "echo", 300);
@@ -163,11 +169,17 @@ fn finds_dropped_bytes_sent_with_the_upgrade_head() {
     finds(Bug::DropsBytesWithHead, "echo", 300);
 }
 
+//= SPEC.md#explore
+//# A half-close or a reset while `/close-notify/{id}` waits MUST fire close-notify, and a request
+//# pipelined while it waits MUST NOT fire it and MUST be answered after it.
 #[test]
 fn finds_close_notify_fired_by_a_pipelined_byte() {
     finds(Bug::FiresCloseNotifyOnPipelinedByte, "close-notify", 300);
 }
 
+//= SPEC.md#explore
+//# A request the model rejects MUST be answered with its rule's status or one the rule accepts,
+//# and the server MUST NOT answer any byte the client sent after it.
 #[test]
 fn finds_a_second_content_length_that_differs_accepted() {
     finds(
