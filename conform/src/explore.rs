@@ -9,11 +9,11 @@
 //! failing the same way, and written as a vector that `--vectors DIR` and
 //! `tests/vectors/replay.py` replay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -626,46 +626,54 @@ pub fn explore(
     // The first failing tree of each signature, to shrink.
     let mut failing: Vec<(usize, String, Tree, Ran)> = Vec::new();
     let mut last_progress = Instant::now();
-    let batch = options.jobs * 4;
-    while ran + not_judged < options.exchanges
-        && started.elapsed() < options.time
-        && failing.len() < options.max_findings
-    {
-        let todo = batch.min(options.exchanges - ran - not_judged);
-        let mut trees = Vec::with_capacity(todo);
-        for _ in 0..todo {
-            trees.push(
-                strategy
-                    .new_tree(&mut generator)
-                    .map_err(|e| Error::new(format!("generating an exchange: {e}")))?,
-            );
-        }
-        let values: Vec<(usize, Exchange)> = trees
-            .iter()
-            .enumerate()
-            .map(|(k, t)| (ran + not_judged + k, t.current()))
-            .collect();
-        let results: Mutex<Vec<Option<Result<Ran, NotJudged>>>> =
-            Mutex::new((0..todo).map(|_| None).collect());
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..options.jobs.min(todo) {
-                s.spawn(|| {
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((index, ex)) = values.get(k) else {
-                            break;
-                        };
-                        let r = explorer.run_one(ex, *index);
-                        results.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(r);
+    // Workers take exchanges from `jobs` and send their runs back; the trees stay here, kept
+    // until their exchange's run is in (and beyond, for the first of each failing kind).
+    let (job_tx, job_rx) = mpsc::channel::<(usize, Exchange)>();
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Ran, NotJudged>)>();
+    let job_rx = Mutex::new(job_rx);
+    let mut in_flight: HashMap<usize, Tree> = HashMap::new();
+    let mut generated = 0;
+    std::thread::scope(|s| -> Result<(), Error> {
+        for _ in 0..options.jobs {
+            let (job_rx, done_tx, explorer) = (&job_rx, done_tx.clone(), &explorer);
+            s.spawn(move || {
+                loop {
+                    let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((index, ex)) = job else { break };
+                    if done_tx.send((index, explorer.run_one(&ex, index))).is_err() {
+                        break;
                     }
-                });
+                }
+            });
+        }
+        drop(done_tx);
+        let job_tx = job_tx;
+        loop {
+            while in_flight.len() < options.jobs * 2
+                && generated < options.exchanges
+                && started.elapsed() < options.time
+                && failing.len() < options.max_findings
+            {
+                let tree = strategy
+                    .new_tree(&mut generator)
+                    .map_err(|e| Error::new(format!("generating an exchange: {e}")))?;
+                if job_tx.send((generated, tree.current())).is_err() {
+                    break;
+                }
+                in_flight.insert(generated, tree);
+                generated += 1;
             }
-        });
-        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-        for ((tree, (index, _)), r) in trees.into_iter().zip(values).zip(results) {
+            if in_flight.is_empty() {
+                break;
+            }
+            let Ok((index, r)) = done_rx.recv() else {
+                break;
+            };
+            let Some(tree) = in_flight.remove(&index) else {
+                continue;
+            };
             match r {
-                Some(Ok(r)) => {
+                Ok(r) => {
                     ran += 1;
                     *verdicts.entry(r.verdict.label().to_string()).or_default() += 1;
                     if r.verdict == Verdict::Inconclusive
@@ -685,22 +693,23 @@ pub fn explore(
                         failing.push((index, r.signature.clone(), tree, r));
                     }
                 }
-                Some(Err(_)) | None => not_judged += 1,
+                Err(_) => not_judged += 1,
+            }
+            if options.progress && last_progress.elapsed() >= Duration::from_secs(2) {
+                last_progress = Instant::now();
+                let secs = started.elapsed().as_secs_f64();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "explore: {ran}/{} exchanges, {:.0}/s, {} failing kinds, {} not judged",
+                    options.exchanges,
+                    ran as f64 / secs.max(0.001),
+                    failing.len(),
+                    not_judged
+                );
             }
         }
-        if options.progress && last_progress.elapsed() >= Duration::from_secs(2) {
-            last_progress = Instant::now();
-            let secs = started.elapsed().as_secs_f64();
-            let _ = writeln!(
-                std::io::stderr(),
-                "explore: {ran}/{} exchanges, {:.0}/s, {} failing kinds, {} not judged",
-                options.exchanges,
-                ran as f64 / secs.max(0.001),
-                failing.len(),
-                not_judged
-            );
-        }
-    }
+        Ok(())
+    })?;
     let mut findings = Vec::new();
     for (index, signature, tree, first) in failing {
         if options.progress {
