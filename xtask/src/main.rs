@@ -15,6 +15,7 @@ mod kill_matrix;
 mod layout;
 mod mutants;
 mod peers;
+mod peers_explore;
 mod proc;
 mod soak;
 mod test_all;

@@ -5,7 +5,8 @@
 //!
 //! Reports: target/conform/NAME.json and NAME.xml (the harness's), NAME.log (its output),
 //! NAME.server.log (the peer's stdout and stderr), table.md (the table printed at the end),
-//! baselines.txt (the comparison with the baselines).
+//! baselines.txt (the comparison with the baselines); NAME.explore.json and .log, explore.md and
+//! explore/NAME/ (the exploration with seed 1, `peers_explore`, and its shrunk vectors).
 //! Each report is compared with the peer's baseline (peers/baselines/NAME.txt, `baselines`);
 //! `--update-baselines` writes the baselines from the run instead.
 //! Exit status: non-zero when the reference server has a FAIL, a peer could not be built,
@@ -13,6 +14,7 @@
 //! case that counts); a peer's FAILs as such are findings (SPEC.md#peers, peers/FINDINGS.md).
 
 use crate::baselines;
+use crate::peers_explore;
 use crate::proc::{self, Stoppable};
 use serde_json::Value;
 use std::fs;
@@ -140,6 +142,10 @@ pub fn main(args: &[String]) -> i32 {
             &out.join(format!("{name}.xml")),
             &log,
         );
+        // The same seeded exchanges for everyone (SPEC.md#explore), while it still runs.
+        if let Err(e) = peers_explore::run(name, &url, is_proxy(name), out) {
+            errors.push(e);
+        }
         peer.stop();
         for line in fs::read_to_string(&log).unwrap_or_default().lines() {
             if line.starts_with("all ") || line.starts_with("memory/") {
@@ -184,6 +190,22 @@ pub fn main(args: &[String]) -> i32 {
                 }
             }
             Err(e) => eprintln!("conform-peers: the table: {e}"),
+        }
+    }
+    let explored: Vec<PathBuf> = all
+        .iter()
+        .map(|name| out.join(format!("{name}.explore.json")))
+        .filter(|p| non_empty(p))
+        .collect();
+    if !explored.is_empty() {
+        match peers_explore::table(&explored) {
+            Ok(table) => {
+                println!("{table}");
+                if let Err(e) = fs::write(out.join("explore.md"), &table) {
+                    eprintln!("conform-peers: {OUT}/explore.md: {e}");
+                }
+            }
+            Err(e) => eprintln!("conform-peers: the explore table: {e}"),
         }
     }
     if !reports.is_empty() {
