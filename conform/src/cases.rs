@@ -277,6 +277,17 @@ fn handover() -> Vec<Case> {
         .send(&format!("{ECHO}GET / HTTP/1.1\r\n{HOST}\r\n"))
         .expect(vec![upgraded()], false)
         .echoed_to_end(&format!("GET / HTTP/1.1\r\n{HOST}\r\n"), None),
+        case(
+            "handover/request-before-upgrade",
+            Must,
+            spec,
+            "a GET, then an upgrade request with bytes after its head, in one write: the GET is answered 200 first, then the 101, then the echo (found by --explore: Node 20 answers only the upgrade)",
+            IN_ORDER,
+        )
+        .needs(Endpoint::Echo)
+        .send(&format!("GET / HTTP/1.1\r\n{HOST}\r\n{ECHO}hello"))
+        .expect(vec![ResponseExpect::status(200), upgraded()], false)
+        .echoed_to_end("hello", None),
         echo(
             "handover/first-bytes-not-lost",
             HANDED_OVER,

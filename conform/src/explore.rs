@@ -45,8 +45,11 @@ pub struct ExploreOptions {
     pub jobs: usize,
     /// The longest wait of one step.
     pub timeout: Duration,
-    /// Stop once this many distinct failures (FAIL or NON-STRICT) were found.
+    /// Shrink and report at most this many distinct failures (FAIL or NON-STRICT), the first
+    /// of each kind; later kinds are counted, not shrunk. Exploring goes on regardless.
     pub max_findings: usize,
+    /// Stop starting exchanges once this many kinds of failure were seen (0: never).
+    pub stop_after: usize,
     /// Longest time spent shrinking one finding.
     pub shrink_time: Duration,
     /// Where the shrunk vectors are written (`DIR/explore/NAME.json`); none: not written.
@@ -58,8 +61,8 @@ pub struct ExploreOptions {
 }
 
 impl Default for ExploreOptions {
-    /// 1,000 exchanges, seed 0, 60 s, 8 at once, 5 s per step, 10 findings, 60 s of
-    /// shrinking each, no files, origin, progress on.
+    /// 1,000 exchanges, seed 0, 60 s, 8 at once, 5 s per step, 10 findings shrunk, no early
+    /// stop, 60 s of shrinking each, no files, origin, progress on.
     fn default() -> Self {
         ExploreOptions {
             exchanges: 1000,
@@ -68,6 +71,7 @@ impl Default for ExploreOptions {
             jobs: 8,
             timeout: Duration::from_secs(5),
             max_findings: 10,
+            stop_after: 0,
             shrink_time: Duration::from_secs(60),
             out: None,
             intermediary: false,
@@ -113,6 +117,9 @@ pub struct ExploreReport {
     pub verdicts: BTreeMap<String, usize>,
     /// Distinct failures, shrunk, in the order found.
     pub findings: Vec<Finding>,
+    /// Every kind of failure seen (its signature) and how many exchanges failed so, shrunk
+    /// or not.
+    pub kinds: BTreeMap<String, usize>,
     /// The first few INCONCLUSIVE exchanges (nothing decisive arrived within a step's time):
     /// each vector's name and description, and the undecided check.
     pub inconclusive: Vec<(String, String, Miss)>,
@@ -161,6 +168,19 @@ impl ExploreReport {
             if let Some(p) = &f.path {
                 s.push_str(&format!("    vector: {}\n", p.display()));
             }
+        }
+        let unshrunk: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(k, _)| !self.findings.iter().any(|f| &f.signature == *k))
+            .map(|(k, n)| format!("{k} x{n}"))
+            .collect();
+        if !unshrunk.is_empty() {
+            s.push_str(&format!(
+                "  also failing, not shrunk (--max-findings {}): {}\n",
+                self.findings.len(),
+                unshrunk.join("; ")
+            ));
         }
         for (name, description, m) in &self.inconclusive {
             s.push_str(&format!(
@@ -252,7 +272,23 @@ pub fn vector_of(ex: &Exchange, name: &str, id: &str) -> Result<Vector, NotJudge
         needs: Vec::new(),
         steps: vec![Step::Connect { conn: 0 }],
     };
-    send_pieces(&mut v.steps, &stream, ex);
+    if let Some((rule, Some(_))) = ended
+        && rule.close_level() == Level::Should
+        && let Some((i, _)) = ex.fault
+    {
+        // A rejection whose close the RFC leaves to the server (the framing is not in
+        // doubt): the requests after the faulty one are not sent, so that a server that
+        // keeps the connection is judged by the follow-up alone, at the close's level.
+        let upto = Exchange {
+            requests: ex.requests[..=i.min(ex.requests.len() - 1)].to_vec(),
+            tail: Tail::Open,
+            ..ex.clone()
+        };
+        let end = upto.stream((id, timeout_ms)).len();
+        send_pieces(&mut v.steps, &stream[..end], ex);
+    } else {
+        send_pieces(&mut v.steps, &stream, ex);
+    }
     if let Some((rule, status)) = ended {
         // A rejection, or a close the last request asked for: nothing after it is answered.
         if let Some(status) = status {
@@ -577,8 +613,8 @@ impl Explorer<'_> {
 }
 
 /// Runs an exploration against `addr` (named `target_name`): preflight, then exchanges on
-/// `options.jobs` threads until `options.exchanges`, `options.time` or
-/// `options.max_findings`, then each distinct failure shrunk.
+/// `options.jobs` threads until `options.exchanges` or `options.time`, then the first
+/// exchange of each kind of failure shrunk (at most `options.max_findings` of them).
 pub fn explore(
     addr: SocketAddr,
     target_name: &str,
@@ -623,6 +659,7 @@ pub fn explore(
     let mut not_judged = 0;
     let mut ran = 0;
     let mut inconclusive = Vec::new();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     // The first failing tree of each signature, to shrink.
     let mut failing: Vec<(usize, String, Tree, Ran)> = Vec::new();
     let mut last_progress = Instant::now();
@@ -652,7 +689,7 @@ pub fn explore(
             while in_flight.len() < options.jobs * 2
                 && generated < options.exchanges
                 && started.elapsed() < options.time
-                && failing.len() < options.max_findings
+                && (options.stop_after == 0 || kinds.len() < options.stop_after)
             {
                 let tree = strategy
                     .new_tree(&mut generator)
@@ -686,11 +723,12 @@ pub fn explore(
                             m.clone(),
                         ));
                     }
-                    if matches!(r.verdict, Verdict::Fail | Verdict::NonStrict)
-                        && failing.len() < options.max_findings
-                        && !failing.iter().any(|(_, s, _, _)| *s == r.signature)
-                    {
-                        failing.push((index, r.signature.clone(), tree, r));
+                    if matches!(r.verdict, Verdict::Fail | Verdict::NonStrict) {
+                        let seen = kinds.entry(r.signature.clone()).or_insert(0);
+                        *seen += 1;
+                        if *seen == 1 && failing.len() < options.max_findings {
+                            failing.push((index, r.signature.clone(), tree, r));
+                        }
                     }
                 }
                 Err(_) => not_judged += 1,
@@ -703,7 +741,7 @@ pub fn explore(
                     "explore: {ran}/{} exchanges, {:.0}/s, {} failing kinds, {} not judged",
                     options.exchanges,
                     ran as f64 / secs.max(0.001),
-                    failing.len(),
+                    kinds.len(),
                     not_judged
                 );
             }
@@ -728,6 +766,7 @@ pub fn explore(
         not_judged,
         verdicts,
         findings,
+        kinds,
         inconclusive,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -142,7 +142,8 @@ struct ConformArgs {
     /// Stop starting --explore exchanges after this long (shrinking comes after).
     #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "explore")]
     time: Duration,
-    /// Stop --explore once this many distinct failures were found.
+    /// Shrink and report at most this many distinct kinds of failure found by --explore (the
+    /// first exchange of each); later kinds are counted, and exploring goes on.
     #[arg(long, default_value_t = 10, requires = "explore")]
     max_findings: usize,
     /// The longest time --explore spends shrinking one failure.
@@ -380,6 +381,7 @@ fn explore(args: &ConformArgs, exchanges: usize) -> ExitCode {
         jobs: args.jobs,
         timeout: args.timeout,
         max_findings: args.max_findings,
+        stop_after: 0,
         shrink_time: args.shrink_time,
         out: Some(args.explore_out.clone()),
         intermediary: args.intermediary,

@@ -34,6 +34,8 @@ fn options(
         jobs: 8,
         timeout: Duration::from_secs(5),
         max_findings,
+        // A bug's test stops at its first kind of failure.
+        stop_after: if max_findings == 1 { 1 } else { 0 },
         shrink_time: Duration::from_secs(60),
         out,
         intermediary: false,

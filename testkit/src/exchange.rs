@@ -17,6 +17,9 @@ use proptest::prelude::*;
 /// (SPEC.md#conformance-endpoints). HEAD is left out: its answer has no body to name it.
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
+/// The methods a generated request sends content with (the others send none).
+pub const BODY_METHODS: &[&str] = &["POST", "PUT", "PATCH"];
+
 /// The `Host` every generated request carries (unless a fault removes it).
 pub const HOST: &str = "explore";
 
@@ -26,7 +29,7 @@ pub const BAIT: &[u8] = b"GET /explore/hidden HTTP/1.1\r\nHost: explore\r\n\r\n"
 /// One request of an exchange.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
-    /// One of [`METHODS`].
+    /// One of [`METHODS`]; one of [`BODY_METHODS`] when it has a body.
     pub method: &'static str,
     /// The query after `/explore/N` (`?` and visible characters, or empty).
     pub query: String,
@@ -393,7 +396,14 @@ fn request() -> impl Strategy<Value = Request> {
             http10: false,
             close: false,
             fields,
-            body,
+            // Content only where the method defines it: RFC 9110 §9.3.1, §9.3.5 let a server
+            // reject a GET or DELETE with content, and §9.3.7 has an OPTIONS request with
+            // content carry a Content-Type.
+            body: if BODY_METHODS.contains(&method) {
+                body
+            } else {
+                Body::None
+            },
         })
 }
 
@@ -476,6 +486,10 @@ fn fit_body(r: &mut Request, f: Fault) {
         upper: false,
         trailers: Vec::new(),
     };
+    // A fault that frames content goes on a method that has content.
+    if !BODY_METHODS.contains(&r.method) {
+        r.method = "POST";
+    }
     match f {
         Fault::DifferingContentLength { .. } | Fault::InvalidContentLength { .. }
             if !matches!(r.body, Body::Length(_)) =>

@@ -5,7 +5,8 @@
 //!
 //! The reference runs 10,000 exchanges and must agree on all of them (no finding, no
 //! INCONCLUSIVE, none unjudged): anything else is a harness, model or reference bug. A peer runs
-//! a bounded budget (below); its disagreements are listed, never baselined, because the budget
+//! a bounded budget (below: the first four kinds of failure shrunk, the others counted); its
+//! disagreements are listed, never baselined, because the budget
 //! is partly a time budget and the first exchange of each kind depends on the order runs finish.
 //! Those worth it become findings in SPEC.md#peers and fixed cases.
 
@@ -20,16 +21,17 @@ use std::process::Command;
 pub const SEED: &str = "1";
 /// The reference's exchanges, all of which must pass.
 const REFERENCE_EXCHANGES: &str = "10000";
-/// A peer's budget: exchanges, time to start them in, distinct failures, time to shrink each.
+/// A peer's budget: exchanges, time to start them in, kinds of failure shrunk, time to shrink
+/// each.
 const PEER_BUDGET: &[&str] = &[
     "--explore",
     "150",
     "--time",
     "15s",
     "--max-findings",
-    "3",
+    "4",
     "--shrink-time",
-    "6s",
+    "5s",
 ];
 
 /// Explores the implementation `name` at `url`; writes `out/NAME.explore.json`, its log and
@@ -93,7 +95,7 @@ fn count(report: &Value, verdict: &str) -> u64 {
 
 fn summary_line(name: &str, report: &Value) -> String {
     format!(
-        "{name}: explore: {} exchanges (seed {}): {} PASS, {} FAIL, {} NON-STRICT, {} INCONCLUSIVE, {} UNSUPPORTED, {} not judged; {} distinct disagreement(s)",
+        "{name}: explore: {} exchanges (seed {}): {} PASS, {} FAIL, {} NON-STRICT, {} INCONCLUSIVE, {} UNSUPPORTED, {} not judged; {} kind(s) of disagreement, {} shrunk",
         report["exchanges"].as_u64().unwrap_or(0),
         report["seed"],
         count(report, "PASS"),
@@ -102,6 +104,7 @@ fn summary_line(name: &str, report: &Value) -> String {
         count(report, "INCONCLUSIVE"),
         count(report, "UNSUPPORTED"),
         report["not_judged"].as_u64().unwrap_or(0),
+        report["kinds"].as_object().map_or(0, |k| k.len()),
         report["findings"].as_array().map_or(0, Vec::len)
     )
 }
@@ -110,7 +113,7 @@ fn summary_line(name: &str, report: &Value) -> String {
 /// implementation with its counts, then each disagreement with its signature, sizes and vector.
 pub fn table(paths: &[PathBuf]) -> Result<String, String> {
     let mut s = format!(
-        "## Explore (seed {SEED})\n\n| implementation | exchanges | PASS | FAIL | NON-STRICT | INCONCLUSIVE | UNSUPPORTED | disagreements |\n|---|---|---|---|---|---|---|---|\n"
+        "## Explore (seed {SEED})\n\n| implementation | exchanges | PASS | FAIL | NON-STRICT | INCONCLUSIVE | UNSUPPORTED | kinds of disagreement | shrunk |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     let mut details = String::new();
     for path in paths {
@@ -122,13 +125,14 @@ pub fn table(paths: &[PathBuf]) -> Result<String, String> {
             .unwrap_or("?");
         let findings = report["findings"].as_array().cloned().unwrap_or_default();
         s.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             report["exchanges"].as_u64().unwrap_or(0),
             count(&report, "PASS"),
             count(&report, "FAIL"),
             count(&report, "NON-STRICT"),
             count(&report, "INCONCLUSIVE"),
             count(&report, "UNSUPPORTED"),
+            report["kinds"].as_object().map_or(0, |k| k.len()),
             findings.len()
         ));
         for f in &findings {
@@ -161,16 +165,19 @@ mod tests {
         let b = dir.join("node.explore.json");
         fs::write(
             &a,
-            r#"{"seed":1,"exchanges":3,"not_judged":0,"verdicts":{"PASS":3},"findings":[]}"#,
+            r#"{"seed":1,"exchanges":3,"not_judged":0,"verdicts":{"PASS":3},"findings":[],"kinds":{}}"#,
         )
         .unwrap();
-        fs::write(&b, r#"{"seed":1,"exchanges":3,"not_judged":0,"verdicts":{"PASS":2,"FAIL":1},"findings":[{"signature":"FAIL echo mismatch (contract)","name":"explore/1-2","bytes":[500,120],"path":"x/explore/1-2.json"}]}"#).unwrap();
+        fs::write(&b, r#"{"seed":1,"exchanges":3,"not_judged":0,"verdicts":{"PASS":2,"FAIL":1},"findings":[{"signature":"FAIL echo mismatch (contract)","name":"explore/1-2","bytes":[500,120],"path":"x/explore/1-2.json"}],"kinds":{"FAIL echo mismatch (contract)":1,"FAIL close-notify mismatch (contract)":1}}"#).unwrap();
         let t = table(&[a, b]).unwrap();
         assert!(
-            t.contains("| reference | 3 | 3 | 0 | 0 | 0 | 0 | 0 |"),
+            t.contains("| reference | 3 | 3 | 0 | 0 | 0 | 0 | 0 | 0 |"),
             "{t}"
         );
-        assert!(t.contains("| node | 3 | 2 | 1 | 0 | 0 | 0 | 1 |"), "{t}");
+        assert!(
+            t.contains("| node | 3 | 2 | 1 | 0 | 0 | 0 | 2 | 1 |"),
+            "{t}"
+        );
         assert!(
             t.contains("- node: FAIL echo mismatch (contract) `explore/1-2`, 500 bytes shrunk to 120: x/explore/1-2.json"),
             "{t}"
