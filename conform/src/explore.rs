@@ -834,3 +834,189 @@ impl Explorer<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hijack_testkit::exchange::{Fault, Piece, Request};
+
+    fn get(i: usize) -> Request {
+        Request {
+            method: if i == 0 { "GET" } else { "POST" },
+            query: String::new(),
+            http10: false,
+            close: false,
+            fields: Vec::new(),
+            body: if i == 0 {
+                Body::None
+            } else {
+                Body::Length(b"hello".to_vec())
+            },
+        }
+    }
+
+    fn exchange(n: usize, fault: Option<(usize, Fault)>, tail: Tail) -> Exchange {
+        Exchange {
+            requests: (0..n).map(get).collect(),
+            fault,
+            tail,
+            pieces: Vec::new(),
+        }
+    }
+
+    fn sent(v: &Vector) -> String {
+        v.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Send { data, .. } => Some(data.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn responses(v: &Vector) -> (Vec<(u16, Option<String>)>, bool, Option<usize>, bool) {
+        v.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::ExpectResponses {
+                    responses,
+                    close,
+                    max_responses,
+                    follow_up,
+                    ..
+                } => Some((
+                    responses
+                        .as_ref()
+                        .unwrap()
+                        .iter()
+                        .map(|r| (r.status, r.names.clone()))
+                        .collect(),
+                    *close,
+                    *max_responses,
+                    *follow_up,
+                )),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn requests_the_model_frames_are_answered_in_order_and_the_connection_probed() {
+        let v = vector_of(&exchange(2, None, Tail::Open), "explore/0-0", "id").unwrap();
+        assert_eq!(
+            responses(&v),
+            (
+                vec![
+                    (200, Some("GET /explore/0".into())),
+                    (200, Some("POST /explore/1".into()))
+                ],
+                false,
+                Some(2),
+                true
+            )
+        );
+        assert_eq!(v.level, Level::Must);
+    }
+
+    #[test]
+    fn a_rejection_whose_framing_is_in_doubt_leaves_the_later_bytes_unanswered() {
+        let ex = exchange(3, Some((1, Fault::TeAndCl)), Tail::Open);
+        let v = vector_of(&ex, "explore/0-1", "id").unwrap();
+        let (got, close, max, follow_up) = responses(&v);
+        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [200, 400]);
+        assert!(close && follow_up);
+        assert_eq!(max, Some(2));
+        assert_eq!(v.rule, "te-and-cl");
+        // Sent: the third request too, whose answer would be smuggling.
+        assert!(sent(&v).contains("POST /explore/2"), "{}", sent(&v));
+        assert!(v.steps.iter().any(|s| matches!(
+            s,
+            Step::ExpectResponses {
+                close_level: Some(Level::Must),
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_rejection_whose_close_is_the_servers_choice_sends_nothing_after_it() {
+        let ex = exchange(
+            3,
+            Some((1, Fault::HostMissingOrDuplicate { duplicate: false })),
+            Tail::Open,
+        );
+        let v = vector_of(&ex, "explore/0-2", "id").unwrap();
+        assert_eq!(
+            responses(&v).0.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [200, 400]
+        );
+        assert!(!sent(&v).contains("/explore/2"), "{}", sent(&v));
+    }
+
+    #[test]
+    fn an_upgrade_echoes_the_bytes_of_the_heads_write_then_the_later_ones() {
+        let tail = Tail::Upgrade {
+            with_head: b"first".to_vec(),
+            pause_ms: 7,
+            later: b"-second".to_vec(),
+        };
+        let v = vector_of(&exchange(1, None, tail), "explore/0-3", "id").unwrap();
+        let echoed: Vec<&str> = v
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::ExpectBytes { data, .. } => Some(data.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(echoed, ["first-second", END_MARK]);
+        assert_eq!(v.needs, [Endpoint::Echo]);
+        assert!(v.steps.iter().any(|s| matches!(s, Step::Sleep { ms: 7 })));
+    }
+
+    #[test]
+    fn close_notify_endings_expect_the_event_the_model_says() {
+        for (then, want) in [
+            (Then::HalfClose, "fired"),
+            (Then::Reset, "fired"),
+            (Then::Pipelined, "timeout"),
+        ] {
+            let v = vector_of(
+                &exchange(1, None, Tail::CloseNotify(then)),
+                "explore/0-4",
+                "the-id",
+            )
+            .unwrap();
+            let event = v.steps.iter().find_map(|s| match s {
+                Step::ExpectEvent {
+                    id, close_notify, ..
+                } => Some((id.as_str(), close_notify.as_str())),
+                _ => None,
+            });
+            assert_eq!(event, Some(("the-id", want)), "{then:?}");
+            assert!(sent(&v).contains("/close-notify/the-id?timeout_ms="));
+        }
+    }
+
+    #[test]
+    fn no_piece_ends_inside_the_run_token() {
+        let mut ex = exchange(0, None, Tail::CloseNotify(Then::HalfClose));
+        let stream = ex.stream(("${RUN}-x", 1));
+        let at = stream.windows(6).position(|w| w == b"${RUN}").unwrap();
+        // A piece that would end two bytes into the token.
+        ex.pieces = vec![Piece {
+            size: at + 2,
+            pause_ms: 0,
+        }];
+        let v = vector_of(&ex, "explore/0-5", "${RUN}-x").unwrap();
+        for s in &v.steps {
+            if let Step::Send { data, .. } = s {
+                assert_eq!(
+                    data.matches("${RUN}").count(),
+                    data.matches('$').count(),
+                    "{data:?}"
+                );
+            }
+        }
+    }
+}
