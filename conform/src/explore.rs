@@ -788,8 +788,15 @@ impl Explorer<'_> {
         let deadline = Instant::now() + self.options.shrink_time;
         let mut more = tree.simplify();
         while more && Instant::now() < deadline {
+            // The same failure, and no more bytes than the best so far (a simpler value that
+            // sends more counts as not failing, so the walk goes another way).
             let same = match self.run_one(&tree.current(), index) {
-                Ok(r) if r.signature == signature => Some(r),
+                Ok(r)
+                    if r.signature == signature
+                        && bytes_sent(&r.vector) <= bytes_sent(&best.vector) =>
+                {
+                    Some(r)
+                }
                 _ => None,
             };
             more = match same {

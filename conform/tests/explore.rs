@@ -195,3 +195,24 @@ fn finds_a_second_content_length_that_differs_accepted() {
 fn finds_a_connection_kept_after_transfer_encoding_with_content_length() {
     finds(Bug::KeepsConnectionAfterTeAndCl, "te-and-cl", 300);
 }
+
+/// The shrunk vectors kept as reproductions of findings (peers/repro/explore, SPEC.md#peers)
+/// still load and pass the reference: they fail the peers they name, not the model.
+#[test]
+fn the_kept_reproductions_pass_the_reference() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../peers/repro/explore");
+    let mut suite = Suite::all();
+    let n = suite.add_vector_dir(std::path::Path::new(dir)).unwrap();
+    assert!(n >= 2, "{n} vectors in {dir}");
+    suite.select(&["explore/*"], &[] as &[&str]).unwrap();
+    let server = reference();
+    let opts = RunOptions {
+        progress: false,
+        ..RunOptions::default()
+    };
+    let report = suite.run(server.local_addr(), "reference", &opts).unwrap();
+    assert_eq!(report.cases.len(), n);
+    for c in &report.cases {
+        assert_eq!(c.verdict, Verdict::Pass, "{}: {:?}", c.name, c.misses);
+    }
+}
