@@ -881,7 +881,11 @@ mod tests {
             .collect()
     }
 
-    fn responses(v: &Vector) -> (Vec<(u16, Option<String>)>, bool, Option<usize>, bool) {
+    /// The first `expect_responses` step: (status, names) of each response, close,
+    /// max_responses, follow_up.
+    type Expected = (Vec<(u16, Option<String>)>, bool, Option<usize>, bool);
+
+    fn responses(v: &Vector) -> Expected {
         v.steps
             .iter()
             .find_map(|s| match s {
