@@ -586,7 +586,9 @@ impl Explorer<'_> {
     fn run_one(&self, ex: &Exchange, index: usize) -> Result<Ran, NotJudged> {
         let attempt = self.attempts.fetch_add(1, Ordering::Relaxed);
         let name = format!("explore/{}-{index}", self.options.seed);
-        let id = format!("${{RUN}}-x{index}-{attempt}");
+        // Fixed widths: the bytes a vector sends do not grow with the attempt count, so that
+        // shrinking compares sizes fairly.
+        let id = format!("${{RUN}}-x{index:06}-{attempt:06}");
         let vector = vector_of(ex, &name, &id)?;
         if self.preflight.blocks(&vector).is_some() {
             return Ok(Ran {

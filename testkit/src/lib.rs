@@ -15,6 +15,7 @@
 
 pub mod alloc;
 pub mod broken;
+#[cfg(feature = "explore")]
 pub mod exchange;
 pub mod framing;
 pub mod leaks;
