@@ -1,14 +1,25 @@
 // The Node.js `http` peer of `hijack conform`: the conformance endpoints of
 // SPEC.md#conformance-endpoints on Node's own server, handing over with the 'upgrade' event.
-// No npm dependencies.
+// No npm dependencies. The same file is the `bun` and `deno` peers: Bun's and Deno's
+// `node:http` run it unchanged (peers/README.md).
 //
 //   node --expose-gc peers/node/server.js [ADDR]   (default 127.0.0.1:0; a bare port means
 //                                                  127.0.0.1:PORT)
+//   bun peers/node/server.js [ADDR]
+//   deno run --allow-net --v8-flags=--expose-gc peers/node/server.js [ADDR]
 //
 // Prints "listening on http://127.0.0.1:PORT" on stdout once it accepts connections.
 'use strict';
 
 const http = require('http');
+
+// The runtime, for the answers' bodies: Node.js, or Bun or Deno running this file.
+const runtime =
+  typeof Bun !== 'undefined'
+    ? `Bun ${Bun.version} node:http`
+    : typeof Deno !== 'undefined'
+      ? `Deno ${Deno.version.deno} node:http`
+      : `Node.js ${process.version} http`;
 
 // id -> {id, close_notify, after_ms}: what /close-notify/{id} recorded.
 const events = new Map();
@@ -68,8 +79,14 @@ function closeNotify(req, res, id) {
 function stats(res) {
   // heapUsed after a full collection, plus memory outside the V8 heap (`external` already
   // includes `arrayBuffers`, Buffers among them, so it is not added twice).
-  global.gc();
-  global.gc();
+  if (typeof Bun !== 'undefined') {
+    // Bun has no global.gc: Bun.gc(true) runs a full, synchronous collection.
+    Bun.gc(true);
+    Bun.gc(true);
+  } else {
+    global.gc();
+    global.gc();
+  }
   const m = process.memoryUsage();
   server.getConnections((err, count) => {
     json(res, 200, { live_heap_bytes: m.heapUsed + m.external, connections: err ? null : count });
@@ -102,7 +119,7 @@ const server = http.createServer((req, res) => {
   // Any other path: read the whole body, then answer.
   req.on('data', () => {});
   // The body names the request it answers (SPEC.md#conformance-endpoints).
-  req.on('end', () => text(res, 200, `${req.method} ${req.url}: hijack conformance peer (Node.js ${process.version} http)\n`));
+  req.on('end', () => text(res, 200, `${req.method} ${req.url}: hijack conformance peer (${runtime})\n`));
   req.on('error', () => {});
 });
 

@@ -41,6 +41,13 @@ const DEFAULT_PEERS: &[&str] = &[
     "go-1.27.3",
     "node",
     "hyper",
+    "gunicorn",
+    "tornado",
+    "bun",
+    "deno",
+    "tiny-http",
+    "actix",
+    "libmicrohttpd",
     // Proxies in front of the reference server (SPEC.md#peers).
     "nginx-1.22",
     "haproxy-2.6",
@@ -50,8 +57,8 @@ const DEFAULT_PEERS: &[&str] = &[
 const OUT: &str = "target/conform";
 
 pub const USAGE: &str = "usage: cargo xtask conform-peers [--update-baselines] [NAME...]
-  NAME: go-1.24.11, go-1.27.3, node, hyper, nginx-1.22, haproxy-2.6, haproxy-2.6-abortonclose,
-  apache-2.4 (default all of them); the reference server is always tested first. Reports in
+  NAME: go-1.24.11, go-1.27.3, node, hyper, gunicorn, tornado, bun, deno, tiny-http, actix,
+  libmicrohttpd, nginx-1.22, haproxy-2.6, haproxy-2.6-abortonclose, apache-2.4 (default all of them); the reference server is always tested first. Reports in
   target/conform/. Each report is compared with its baseline, peers/baselines/NAME.txt: a NEW,
   FIXED or GONE case fails the run (one to or from INCONCLUSIVE is only reported).
   --update-baselines: write the baselines of the peers run from their reports instead.";
