@@ -26,6 +26,9 @@ use serde::Serialize;
 use crate::cases::{
     BYTE_DOES_NOT_FIRE, END_FIRES, END_MARK, HANDED_OVER_ORDER, IN_ORDER, PER_HOP_CLOSE,
 };
+
+/// What a reset connection leaves: the server goes on serving the others.
+const SERVES_OTHERS: &str = "SPEC.md#conformance-endpoints: \"A request for any other path MUST be answered with 200 and a short text body after the server has read the whole request body.\"";
 use crate::preflight::Preflight;
 use crate::rules;
 use crate::runner::{self, Miss, Target, Verdict};
@@ -286,6 +289,10 @@ pub fn vector_of(ex: &Exchange, name: &str, id: &str) -> Result<Vector, NotJudge
         };
         let end = upto.stream((id, timeout_ms)).len();
         send_pieces(&mut v.steps, &stream[..end], ex);
+    } else if let (Tail::Reset(share), None) = (&ex.tail, &ended) {
+        // The first share/256 of the bytes (at least one), then the reset.
+        let upto = (stream.len() * usize::from(*share) / 256).max(1);
+        send_pieces(&mut v.steps, &stream[..upto], ex);
     } else {
         send_pieces(&mut v.steps, &stream, ex);
     }
@@ -310,6 +317,43 @@ pub fn vector_of(ex: &Exchange, name: &str, id: &str) -> Result<Vector, NotJudge
     }
     let tail = frame_head(&stream[at..]);
     match (&ex.tail, tail) {
+        (Tail::HalfClose, HeadModel::Partial) if at == stream.len() => {
+            // Half-closed after the requests: each is answered, then the server closes.
+            v.per_hop = PER_HOP_CLOSE.into();
+            v.steps.push(Step::ShutdownWrite { conn: 0 });
+            v.steps.push(Step::ExpectResponses {
+                conn: 0,
+                responses: Some(expected),
+                close: true,
+                close_level: None,
+                max_responses: Some(n),
+                follow_up: false,
+            });
+        }
+        (Tail::Reset(_), HeadModel::Partial) if at == stream.len() => {
+            // Reset somewhere in the requests: nothing can be read on that connection; the
+            // server goes on serving others.
+            v.cite = SERVES_OTHERS.into();
+            v.steps.push(Step::Reset { conn: 0 });
+            v.steps.push(Step::Connect { conn: 1 });
+            v.steps.push(Step::Send {
+                conn: 1,
+                data: "GET /explore/after-reset HTTP/1.1\r\nHost: explore\r\n\r\n".into(),
+                repeat: None,
+                write_size: None,
+                pause_ms: None,
+            });
+            let mut r = ResponseExpect::status(200);
+            r.names = Some("GET /explore/after-reset".into());
+            v.steps.push(Step::ExpectResponses {
+                conn: 1,
+                responses: Some(vec![r]),
+                close: false,
+                close_level: None,
+                max_responses: Some(1),
+                follow_up: true,
+            });
+        }
         (Tail::Open, HeadModel::Partial) if at == stream.len() => {
             v.steps.push(Step::ExpectResponses {
                 conn: 0,
@@ -508,6 +552,8 @@ fn describe(ex: &Exchange) -> String {
     }
     s.push_str(match ex.tail {
         Tail::Open => "; then a follow-up",
+        Tail::HalfClose => "; then a half-close",
+        Tail::Reset(_) => "; reset part way, then a request on a new connection",
         Tail::Upgrade { .. } => "; then an upgrade to /echo",
         Tail::CloseNotify(Then::HalfClose) => "; then /close-notify and a half-close",
         Tail::CloseNotify(Then::Reset) => "; then /close-notify and a reset",
@@ -1009,6 +1055,45 @@ mod tests {
             assert_eq!(event, Some(("the-id", want)), "{then:?}");
             assert!(sent(&v).contains("/close-notify/the-id?timeout_ms="));
         }
+    }
+
+    #[test]
+    fn a_half_close_after_the_requests_expects_their_answers_then_the_close() {
+        let v = vector_of(&exchange(2, None, Tail::HalfClose), "explore/0-6", "id").unwrap();
+        let (got, close, max, follow_up) = responses(&v);
+        assert_eq!(got.len(), 2);
+        assert!(close && !follow_up);
+        assert_eq!(max, Some(2));
+        assert!(!v.per_hop.is_empty());
+        let shut = v
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::ShutdownWrite { .. }));
+        let read = v
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::ExpectResponses { .. }));
+        assert!(shut < read, "the half-close comes before the reading");
+    }
+
+    #[test]
+    fn a_reset_part_way_sends_a_prefix_then_checks_a_new_connection() {
+        let ex = exchange(2, None, Tail::Reset(128));
+        let whole = ex.stream(("id", 1)).len();
+        let v = vector_of(&ex, "explore/0-7", "id").unwrap();
+        assert_eq!(
+            sent(&v).len() - "GET /explore/after-reset HTTP/1.1\r\nHost: explore\r\n\r\n".len(),
+            whole / 2
+        );
+        assert!(v.steps.iter().any(|s| matches!(s, Step::Reset { conn: 0 })));
+        assert!(v.steps.iter().any(|s| matches!(
+            s,
+            Step::ExpectResponses {
+                conn: 1,
+                follow_up: true,
+                ..
+            }
+        )));
     }
 
     #[test]

@@ -130,6 +130,12 @@ pub enum Tail {
     },
     /// `GET /close-notify/{id}`, then what the client does while the handler waits.
     CloseNotify(Then),
+    /// The client half-closes right after its requests: they are answered, then the
+    /// connection closes.
+    HalfClose,
+    /// The client resets the connection after this share (in 256ths) of its bytes; then a
+    /// request on a new connection is still answered.
+    Reset(u8),
 }
 
 /// What the client does while a `/close-notify/{id}` handler waits.
@@ -192,7 +198,7 @@ impl Exchange {
             r.write(i, fault, &mut out);
         }
         match &self.tail {
-            Tail::Open => {}
+            Tail::Open | Tail::HalfClose | Tail::Reset(_) => {}
             Tail::Upgrade { with_head, .. } => {
                 out.extend_from_slice(
                     format!(
@@ -436,6 +442,8 @@ fn tail() -> impl Strategy<Value = Tail> {
         }),
         2 => prop_oneof![Just(Then::HalfClose), Just(Then::Reset), Just(Then::Pipelined)]
             .prop_map(Tail::CloseNotify),
+        1 => Just(Tail::HalfClose),
+        1 => any::<u8>().prop_map(Tail::Reset),
     ]
 }
 
