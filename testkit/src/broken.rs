@@ -1,6 +1,6 @@
 //! Small servers of the conformance contract (SPEC.md#conformance-endpoints) over TCP, each
 //! with one deliberately planted bug, or none: what `hijack conform --explore` must find and
-//! shrink (conform/tests/explore.rs). They frame requests with [`crate::framing`], so that
+//! shrink (conform/tests/harness_explore.rs). They frame requests with [`crate::framing`], so that
 //! without a bug they answer as the model does, and each bug changes exactly one thing.
 //!
 //! Not a server to copy: one thread per connection, a timer for the close-notify timeout,

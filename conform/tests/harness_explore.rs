@@ -1,4 +1,5 @@
-//! `hijack conform --explore` (SPEC.md#explore) finds what it claims to: the reference and a
+//! `hijack conform --explore` (SPEC.md#explore) finds what it claims to (a harness test: the
+//! kill matrix leaves it out, its broken servers run no core code): the reference and a
 //! correct server of the test kit agree with the model; a server with one planted bug
 //! (`hijack_testkit::broken`) is found within 1,000 exchanges, the failure shrunk to a vector of
 //! a few hundred bytes that fails the broken server again when replayed and passes the
