@@ -708,6 +708,7 @@ pub fn explore(
     let mut ran = 0;
     let mut inconclusive = Vec::new();
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    let mut gone: Option<usize> = None;
     // The first failing tree of each signature, to shrink.
     let mut failing: Vec<(usize, String, Tree, Ran)> = Vec::new();
     let mut last_progress = Instant::now();
@@ -734,7 +735,8 @@ pub fn explore(
         drop(done_tx);
         let job_tx = job_tx;
         loop {
-            while in_flight.len() < options.jobs * 2
+            while gone.is_none()
+                && in_flight.len() < options.jobs * 2
                 && generated < options.exchanges
                 && started.elapsed() < options.time
                 && (options.stop_after == 0 || kinds.len() < options.stop_after)
@@ -757,6 +759,15 @@ pub fn explore(
             let Some(tree) = in_flight.remove(&index) else {
                 continue;
             };
+            // A connection refused: if the target no longer accepts any, stop here (what
+            // follows would all fail alike) and say so.
+            if let Ok(r) = &r
+                && r.misses.iter().any(|m| m.expected == "a connection")
+                && crate::memory::reachable(addr, options.timeout).is_err()
+            {
+                gone = Some(index);
+                break;
+            }
             match r {
                 Ok(r) => {
                     ran += 1;
@@ -796,6 +807,16 @@ pub fn explore(
         }
         Ok(())
     })?;
+    if let Some(index) = gone {
+        return Err(Error::new(format!(
+            "{target_name} stopped accepting connections during exchange {index} of seed {} \
+             ({ran} exchanges judged before): one of the exchanges then in flight may have \
+             crashed it; rerun with --seed {} --jobs 1 and --explore {} to find which",
+            options.seed,
+            options.seed,
+            index + 1
+        )));
+    }
     let mut findings = Vec::new();
     for (index, signature, tree, first) in failing {
         if options.progress {

@@ -217,3 +217,15 @@ fn the_kept_reproductions_pass_the_reference() {
         assert_eq!(c.verdict, Verdict::Pass, "{}: {:?}", c.name, c.misses);
     }
 }
+
+#[test]
+fn a_target_that_goes_away_ends_the_run_with_a_clear_error() {
+    // The preflight takes about ten connections; the server stops after a hundred.
+    let server = BrokenServer::start_for(Bug::None, 100).unwrap();
+    let e = explore(server.addr(), "target", &options(1000, 10, None)).expect_err("the run stops");
+    let e = e.to_string();
+    assert!(
+        e.contains("stopped accepting connections") && e.contains("--jobs 1"),
+        "{e}"
+    );
+}

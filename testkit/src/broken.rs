@@ -46,13 +46,19 @@ pub struct BrokenServer {
 impl BrokenServer {
     /// Starts a server with `bug` on a free port of 127.0.0.1.
     pub fn start(bug: Bug) -> std::io::Result<BrokenServer> {
+        BrokenServer::start_for(bug, 2000)
+    }
+
+    /// As [`BrokenServer::start`], but the server stops listening after `connections`
+    /// connections: a server that goes away in the middle of a run.
+    pub fn start_for(bug: Bug, connections: usize) -> std::io::Result<BrokenServer> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let events: Events = Arc::default();
         let stopping = stop.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().take(2000) {
+            for stream in listener.incoming().take(connections) {
                 if stopping.load(Ordering::Relaxed) {
                     break;
                 }
