@@ -672,15 +672,7 @@ pub fn explore(
         return Err(Error::new("jobs must be at least 1"));
     }
     let started = Instant::now();
-    let run_token = format!(
-        "e{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-    );
-    let preflight = Preflight::run(addr, options.timeout, &run_token);
+    let (run_token, preflight) = crate::suite::begin(addr, target_name, options.timeout, "e")?;
     if preflight.follow_up.status.is_none() {
         return Err(Error::new(format!(
             "{target_name} did not answer the preflight's follow-up request (GET /?follow-up=…): nothing can be judged"

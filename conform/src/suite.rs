@@ -236,17 +236,7 @@ impl Suite {
         if options.jobs == 0 {
             return Err(Error::new("jobs must be at least 1"));
         }
-        memory::reachable(addr, options.timeout)
-            .map_err(|e| Error(format!("cannot connect to {target_name} ({addr}): {e}")))?;
-        let run_token = format!(
-            "{:x}{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        );
-        let preflight = Preflight::run(addr, options.timeout, &run_token);
+        let (run_token, preflight) = begin(addr, target_name, options.timeout, "")?;
         let target = Target {
             addr,
             follow_up: preflight.follow_up.clone(),
@@ -269,6 +259,28 @@ impl Suite {
         report.contract = preflight.checks;
         Ok(report)
     }
+}
+
+/// The start of a run against `addr`: a connection (a target that cannot be reached is an
+/// [`Error`]), a token unique to the run (`prefix` and the process and clock), the preflight.
+pub(crate) fn begin(
+    addr: SocketAddr,
+    target_name: &str,
+    timeout: Duration,
+    prefix: &str,
+) -> Result<(String, Preflight), Error> {
+    memory::reachable(addr, timeout)
+        .map_err(|e| Error(format!("cannot connect to {target_name} ({addr}): {e}")))?;
+    let run_token = format!(
+        "{prefix}{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let preflight = Preflight::run(addr, timeout, &run_token);
+    Ok((run_token, preflight))
 }
 
 fn globs<S: AsRef<str>>(patterns: &[S]) -> Result<Option<GlobSet>, Error> {
