@@ -100,6 +100,26 @@ pub const MUTANTS: &[Mutant] = &[
             false,
         )
     },
+    mutant(
+        "watcher_skips_rearm",
+        "a background read after a caught byte is never armed: close-notify never fires over TCP",
+        false,
+    ),
+    mutant(
+        "watcher_recv_outside_lock",
+        "the watcher receives a byte outside its lock: an interrupt racing it loses the byte",
+        true,
+    ),
+    mutant(
+        "hijack_wakes_no_accept",
+        "a hijack does not wake an accept loop waiting under max_connections",
+        true,
+    ),
+    mutant(
+        "discard_malformed_as_done",
+        "the discard of a malformed unread chunked body counts as success: the connection stays open",
+        false,
+    ),
 ];
 
 /// The mutant named `name`.
