@@ -482,6 +482,8 @@ fn accept_until_shutdown<L: Listener, H: Handler<L::Conn>>(
             {
                 let mut registry = inner.registry();
                 registry.conns.remove(&id);
+                //= SPEC.md#server
+                //# A connection that leaves the server, closed or hijacked, MUST wake the accept loop waiting for room.
                 // The seeded bug of the kill matrix: only a close wakes the waiting.
                 let wakes =
                     !cfg!(hijack_mutant = "hijack_wakes_no_accept") || state == ConnState::Closed;

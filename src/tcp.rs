@@ -4,7 +4,8 @@
 //!
 //! The socket stays in blocking mode; the watcher reads with `MSG_DONTWAIT` once epoll says
 //! the socket is readable. It owns the pending reads and nothing else; a hijacked stream
-//! keeps no reference to it. Linux only (epoll).
+//! keeps no reference to it. The watcher's logic is [`crate::watcher`]; this module gives it
+//! its system calls ([`Epoll`]). Linux only (epoll).
 
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;

@@ -198,6 +198,8 @@ impl<P: Poller> Watcher<P> {
         );
         drop(pending);
         let registered = match self.poller.add(key, &socket) {
+            //= SPEC.md#transport-contract
+            //# A background read started on a socket whose earlier background read completed MUST re-arm the socket's readiness registration.
             // Left disarmed by a completed read, or by a read interrupted between its insert
             // and its registration: re-arm it.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

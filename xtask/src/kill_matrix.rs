@@ -144,14 +144,17 @@ fn suite(name: &str, mutant: Option<&Mutant>) -> Suite {
             };
             Suite {
                 args,
-                env: vec![("HIJACK_LIFECYCLE_CASES", LIFECYCLE_CASES)],
+                env: vec![
+                    ("HIJACK_LIFECYCLE_CASES", LIFECYCLE_CASES),
+                    ("HIJACK_KILL_MATRIX", "1"),
+                ],
                 limit: Duration::from_secs(600),
             }
         }
         // The proptest suites only (prop_*.rs).
         "proptest" => Suite {
             args: test_command(false, |t| t.starts_with("prop_")),
-            env: vec![],
+            env: vec![("HIJACK_KILL_MATRIX", "1")],
             limit: Duration::from_secs(900),
         },
         _ => unreachable!("suite names are checked when parsed"),
