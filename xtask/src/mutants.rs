@@ -238,7 +238,11 @@ mod tests {
     #[test]
     fn every_concurrency_mutant_runs_under_loom() {
         for m in MUTANTS.iter().filter(|m| m.concurrency) {
-            assert!(m.loom, "{}: a concurrency mutant must meet the models", m.name);
+            assert!(
+                m.loom,
+                "{}: a concurrency mutant must meet the models",
+                m.name
+            );
         }
     }
 
