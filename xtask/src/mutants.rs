@@ -125,8 +125,8 @@ pub const MUTANTS: &[Mutant] = &[
         )
     },
     Mutant {
-        // Not tests/tcp.rs: its race test catches this in some runs only (a FLAKY cell); the
-        // loom model W1 kills it every time.
+        // The server's tests only: issue 16 saw a stress test catch this in 2 of 5 runs (a
+        // FLAKY cell); the loom model W1 kills it every time.
         tests_only: Some(&["server"]),
         ..mutant(
             "watcher_recv_outside_lock",
