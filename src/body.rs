@@ -32,7 +32,11 @@ impl<T: Transport> Conn<T> {
             match self.read_body_locked(side, &mut scratch) {
                 Ok(0) => return true,
                 Ok(n) => seen += n as u64,
-                Err(_) => return false,
+                // The seeded bug of the kill matrix: a malformed body counts as discarded.
+                Err(e) => {
+                    return cfg!(hijack_mutant = "discard_malformed_as_done")
+                        && e.kind() == io::ErrorKind::InvalidData;
+                }
             }
         }
         false

@@ -192,7 +192,6 @@ impl<T: Transport> Conn<T> {
     }
 
     /// Closes the stream if the connection is idle (server shutdown).
-    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn close_if_idle(&self) {
         let state = *self.lifecycle.lock();
         if matches!(state, ConnState::Idle | ConnState::New)
@@ -278,7 +277,6 @@ impl<T: Transport> Conn<T> {
     }
 
     /// Signals shutdown to the running handler's cancellation.
-    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn cancel_for_shutdown(&self) {
         self.reader.cancel(Fired::Shutdown);
     }

@@ -241,7 +241,6 @@ impl ConnReader {
     }
 
     /// Fires the running handler's cancellation with `reason` (server shutdown).
-    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn cancel(&self, reason: Fired) {
         if let Some(watch) = &self.lock().watch {
             watch.cancel.fire(reason);

@@ -16,7 +16,8 @@
 //! hijack); `encode` (response framing); `conn` (one connection's state and its operations
 //! on the stream); `body` (request bodies, discard, sending `100 Continue`); `handover`
 //! (the hijack steps); `response` (the writer); `handler`; `serve` (the serving loop);
-//! `server` (TCP).
+//! `watcher` (the readiness watcher behind its poller seam); `tcp` (the TCP transport and
+//! epoll); `server` (accept loop, registry, shutdown, over a listener seam).
 //!
 //! An echo server that upgrades and hands every byte back, the handed-over bytes first:
 //!
@@ -66,10 +67,9 @@ pub mod state;
 mod sync;
 pub mod transport;
 
-#[cfg(not(loom))]
 mod server;
-#[cfg(not(loom))]
 pub mod tcp;
+pub mod watcher;
 
 pub use config::{ServerConfig, StateHook};
 pub use conn::Hijacked;
@@ -78,8 +78,7 @@ pub use handover::{ConnProbe, Handover};
 pub use request::{Body, Request};
 pub use response::ResponseWriter;
 pub use serve::serve_connection;
-#[cfg(not(loom))]
-pub use server::{Server, ShutdownError};
+pub use server::{Listener, Server, ShutdownError, TcpAcceptor};
 pub use signal::{Cancellation, CloseNotify, Fired};
 pub use state::ConnState;
 pub use transport::Transport;

@@ -4,10 +4,11 @@
 //!
 //! The socket stays in blocking mode; the watcher reads with `MSG_DONTWAIT` once epoll says
 //! the socket is readable. It owns the pending reads and nothing else; a hijacked stream
-//! keeps no reference to it. Linux only (epoll).
+//! keeps no reference to it. The watcher's logic is [`crate::watcher`]; this module gives it
+//! its system calls ([`Epoll`]). Linux only (epoll).
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -16,38 +17,34 @@ use rustix::event::{EventfdFlags, epoll};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::sync::{Arc, Mutex, MutexGuard, thread};
-use crate::transport::{BackgroundOutcome, BackgroundRead, Transport};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Arc, Mutex};
+use crate::transport::{BackgroundRead, Transport};
+use crate::watcher::{Poller, Recv};
 
 /// The epoll key of the watcher's own wake-up descriptor.
 const WAKE_KEY: u64 = u64::MAX;
 /// How long `close` waits for the client to finish after our FIN (Go's rstAvoidanceDelay).
 const LINGER: Duration = Duration::from_millis(500);
 
-struct Pending {
-    stream: Arc<TcpStream>,
-    done: BackgroundRead,
-}
+/// The TCP server's readiness watcher: [`crate::watcher::Watcher`] over epoll.
+pub type Watcher = crate::watcher::Watcher<Epoll>;
 
-/// The readiness watcher: one thread and one epoll instance per server.
-pub struct Watcher {
+/// The watcher's system calls on Linux: one epoll instance and an eventfd to wake it.
+pub struct Epoll {
     epoll: OwnedFd,
     wake: OwnedFd,
-    pending: Mutex<HashMap<u64, Pending>>,
-    next_key: AtomicU64,
-    stopping: AtomicBool,
 }
 
-impl std::fmt::Debug for Watcher {
+impl std::fmt::Debug for Epoll {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watcher").finish_non_exhaustive()
+        f.debug_struct("Epoll").finish_non_exhaustive()
     }
 }
 
-impl Watcher {
-    /// Starts the watcher thread. It stops when [`Watcher::stop`] is called.
-    pub fn start() -> io::Result<Arc<Watcher>> {
+impl Epoll {
+    /// A new epoll instance with its wake-up descriptor registered.
+    pub fn new() -> io::Result<Epoll> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         epoll::add(
@@ -56,148 +53,75 @@ impl Watcher {
             epoll::EventData::new_u64(WAKE_KEY),
             epoll::EventFlags::IN,
         )?;
-        let watcher = Arc::new(Watcher {
-            epoll,
-            wake,
-            pending: Mutex::new(HashMap::new()),
-            next_key: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-        });
-        let w = watcher.clone();
-        thread::Builder::new()
-            .name("hijack-watcher".into())
-            .spawn(move || w.run())?;
-        Ok(watcher)
+        Ok(Epoll { epoll, wake })
     }
+}
 
-    /// Stops the watcher thread; pending reads complete as aborted.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Pending>> {
-        self.pending.lock()
-    }
-
-    fn run(&self) {
-        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
-        loop {
-            events.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                None,
-            ) {
-                Ok(_) => {}
-                Err(Errno::INTR) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "watcher epoll_wait failed; stopping");
-                    break;
-                }
-            }
-            for event in &events {
-                let key = event.data.u64();
-                if key == WAKE_KEY {
-                    let mut buf = [0u8; 8];
-                    let _ = rustix::io::read(&self.wake, &mut buf);
-                } else {
-                    self.ready(key);
-                }
-            }
-            if self.stopping.load(Ordering::Acquire) {
-                break;
-            }
-        }
-        let all: Vec<Pending> = self.lock().drain().map(|(_, p)| p).collect();
-        for p in all {
-            let _ = epoll::delete(&self.epoll, p.stream.as_fd());
-            drop(p.stream);
-            p.done.complete(BackgroundOutcome::Aborted);
-        }
-    }
-
-    /// The socket under `key` is readable (or closed): take one byte if there is one.
-    fn ready(&self, key: u64) {
-        let mut pending = self.lock();
-        let Some(p) = pending.get(&key) else { return };
-        let mut byte = [0u8; 1];
-        let outcome = match rustix::net::recv(p.stream.as_fd(), &mut byte, RecvFlags::DONTWAIT) {
-            Ok((1, _)) => BackgroundOutcome::Byte(byte[0]),
-            Ok(_) => BackgroundOutcome::Eof,
-            Err(Errno::AGAIN | Errno::INTR) => {
-                // A spurious wake-up: wait again.
-                let _ = epoll::modify(
-                    &self.epoll,
-                    p.stream.as_fd(),
-                    epoll::EventData::new_u64(key),
-                    interest(),
-                );
-                return;
-            }
-            Err(e) => BackgroundOutcome::Error(e.into()),
-        };
-        let Some(p) = pending.remove(&key) else {
-            return;
-        };
-        drop(pending);
-        // The registration stays, disarmed by ONESHOT: no event comes until `start_read`
-        // re-arms it, and closing the socket removes it. Deleting it here would put a
-        // system call between the client's close and the handler's wake-up.
-        drop(p.stream);
-        p.done.complete(outcome);
-    }
-
-    fn start_read(&self, key: u64, stream: Arc<TcpStream>, done: BackgroundRead) {
-        let mut pending = self.lock();
-        if self.stopping.load(Ordering::Acquire) {
-            drop(pending);
-            return done.complete(BackgroundOutcome::Aborted);
-        }
-        // Registered after the insert and outside the lock, which the watcher thread takes
-        // for every event: no event can come for `key` before the registration.
-        pending.insert(
-            key,
-            Pending {
-                stream: stream.clone(),
-                done,
-            },
-        );
-        drop(pending);
-        let data = epoll::EventData::new_u64(key);
-        let registered = match epoll::add(&self.epoll, stream.as_fd(), data, interest()) {
-            // Left disarmed by a completed read, or by a read interrupted between its insert
-            // and its registration: re-arm it.
-            Err(Errno::EXIST) => epoll::modify(&self.epoll, stream.as_fd(), data, interest()),
-            other => other,
-        };
-        if let Err(e) = registered {
-            // Unless an interrupt (or the watcher stopping) completed it meanwhile.
-            let removed = self.lock().remove(&key);
-            if let Some(p) = removed {
-                drop(p.stream);
-                p.done.complete(BackgroundOutcome::Error(e.into()));
-            }
-        }
-    }
-
-    fn interrupt(&self, key: u64) {
-        let removed = self.lock().remove(&key);
-        if let Some(p) = removed {
-            let _ = epoll::delete(&self.epoll, p.stream.as_fd());
-            drop(p.stream);
-            p.done.complete(BackgroundOutcome::Aborted);
-        }
-    }
-
-    /// Background reads pending now.
-    pub fn pending_reads(&self) -> usize {
-        self.lock().len()
+impl Watcher {
+    /// Starts a watcher thread over a new epoll instance.
+    pub fn start() -> io::Result<Arc<Watcher>> {
+        Watcher::start_with(Epoll::new()?)
     }
 }
 
 fn interest() -> epoll::EventFlags {
     epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT
+}
+
+impl Poller for Epoll {
+    type Socket = TcpStream;
+
+    fn add(&self, key: u64, socket: &TcpStream) -> io::Result<()> {
+        let data = epoll::EventData::new_u64(key);
+        Ok(epoll::add(&self.epoll, socket.as_fd(), data, interest())?)
+    }
+
+    fn modify(&self, key: u64, socket: &TcpStream) -> io::Result<()> {
+        let data = epoll::EventData::new_u64(key);
+        Ok(epoll::modify(
+            &self.epoll,
+            socket.as_fd(),
+            data,
+            interest(),
+        )?)
+    }
+
+    fn delete(&self, socket: &TcpStream) {
+        let _ = epoll::delete(&self.epoll, socket.as_fd());
+    }
+
+    fn wait(&self, ready: &mut Vec<u64>) -> io::Result<()> {
+        let mut buf = [MaybeUninit::<epoll::Event>::uninit(); 256];
+        let events = match epoll::wait(&self.epoll, &mut buf, None) {
+            Ok((events, _)) => events,
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for event in events.iter() {
+            let key = event.data.u64();
+            if key == WAKE_KEY {
+                let mut buf = [0u8; 8];
+                let _ = rustix::io::read(&self.wake, &mut buf);
+            } else {
+                ready.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn wake(&self) {
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    fn recv_byte(&self, socket: &TcpStream) -> Recv {
+        let mut byte = [0u8; 1];
+        match rustix::net::recv(socket.as_fd(), &mut byte, RecvFlags::DONTWAIT) {
+            Ok((1, _)) => Recv::Byte(byte[0]),
+            Ok(_) => Recv::Eof,
+            Err(Errno::AGAIN | Errno::INTR) => Recv::WouldBlock,
+            Err(e) => Recv::Error(e.into()),
+        }
+    }
 }
 
 /// A TCP connection as the server serves it.
@@ -217,7 +141,7 @@ pub struct TcpConn {
 impl TcpConn {
     /// Wraps an accepted stream; background reads go through `watcher`.
     pub fn new(stream: TcpStream, watcher: Arc<Watcher>) -> TcpConn {
-        let key = watcher.next_key.fetch_add(1, Ordering::Relaxed);
+        let key = watcher.new_key();
         TcpConn {
             stream: Arc::new(stream),
             watcher,

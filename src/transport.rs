@@ -26,7 +26,8 @@ pub enum BackgroundOutcome {
 pub struct BackgroundRead(Box<dyn FnOnce(BackgroundOutcome) + Send>);
 
 impl BackgroundRead {
-    pub(crate) fn new(done: impl FnOnce(BackgroundOutcome) + Send + 'static) -> Self {
+    /// A completion that calls `done` with the outcome (the core's, or a model's).
+    pub fn new(done: impl FnOnce(BackgroundOutcome) + Send + 'static) -> Self {
         Self(Box::new(done))
     }
 

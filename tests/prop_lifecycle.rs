@@ -177,14 +177,15 @@ fn silence_deliberate_panics() {
 fn lifecycle_follows_the_model() {
     const REGRESSIONS: &str = "proptest-regressions/prop_lifecycle.txt";
     silence_deliberate_panics();
+    let cases = cases();
     prop_support::run_property(
-        10_000,
+        cases,
         REGRESSIONS,
         "lifecycle:",
         Lifecycle::sequential_strategy(1..32),
         |(initial, transitions, seen)| {
             Lifecycle::test_sequential(
-                prop_support::config(10_000, REGRESSIONS),
+                prop_support::config(cases, REGRESSIONS),
                 initial,
                 transitions,
                 seen,
@@ -192,6 +193,15 @@ fn lifecycle_follows_the_model() {
             Ok(())
         },
     );
+}
+
+/// The case count: 10,000, or `HIJACK_LIFECYCLE_CASES` (the kill matrix's tests column runs
+/// the property with fewer, xtask/src/kill_matrix.rs).
+fn cases() -> u32 {
+    std::env::var("HIJACK_LIFECYCLE_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
 }
 
 /// Counts what a finished run covered (see `prop_support::tally`).

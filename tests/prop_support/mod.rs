@@ -5,18 +5,62 @@
 
 use hijack_testkit::wire;
 
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::{Config, FailurePersistence, FileFailurePersistence, PersistedSeed};
 
 /// The proptest configuration of one property: `cases` cases (fixed here, not read from
 /// `PROPTEST_CASES`), failures persisted to `proptest-regressions/<file>.txt` (committed).
+/// Under the kill matrix (`HIJACK_KILL_MATRIX` set) a failure is neither shrunk nor persisted:
+/// the verdict is all it needs, and its runs of mutated code must not add to the committed
+/// regression files (which it still replays).
 pub fn config(cases: u32, regressions: &'static str) -> Config {
+    let file = FileFailurePersistence::Direct(regressions);
+    let kill_matrix = std::env::var_os("HIJACK_KILL_MATRIX").is_some();
     Config {
         cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
+        failure_persistence: Some(if kill_matrix {
+            Box::new(ReadOnly(file))
+        } else {
+            Box::new(file)
+        }),
         // A failing case of these suites can take seconds (a guarded wait runs out): bound
         // the shrinking so a kill-matrix run stays within its time limit.
         max_shrink_time: 120_000,
+        max_shrink_iters: if kill_matrix {
+            0
+        } else {
+            Config::default().max_shrink_iters
+        },
         ..Config::default()
+    }
+}
+
+/// A regression file that is read and never written.
+#[derive(Clone, Debug, PartialEq)]
+struct ReadOnly(FileFailurePersistence);
+
+impl FailurePersistence for ReadOnly {
+    fn load_persisted_failures2(&self, source_file: Option<&'static str>) -> Vec<PersistedSeed> {
+        self.0.load_persisted_failures2(source_file)
+    }
+
+    fn save_persisted_failure2(
+        &mut self,
+        _source_file: Option<&'static str>,
+        _seed: PersistedSeed,
+        _shrunken_value: &dyn std::fmt::Debug,
+    ) {
+    }
+
+    fn box_clone(&self) -> Box<dyn FailurePersistence> {
+        Box::new(self.clone())
+    }
+
+    fn eq(&self, other: &dyn FailurePersistence) -> bool {
+        other.as_any().downcast_ref::<ReadOnly>() == Some(self)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

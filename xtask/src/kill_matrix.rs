@@ -3,8 +3,22 @@
 //! Every mutant is a `cfg(hijack_mutant = "...")` branch in the core, compiled in by its build.rs
 //! when HIJACK_MUTANT is set. A suite kills a mutant when one of its tests fails (or it hangs
 //! past its time limit). The matrix is printed as markdown and written to target/kill-matrix.md.
-//! Fails when the unmutated code fails a suite, when a mutant survives every suite, or when a
-//! concurrency mutant survives the loom models. The mutants are mutants.rs's list.
+//! Fails when the unmutated code fails a suite, when a mutant survives every suite, when a
+//! concurrency mutant survives the loom models, or when a cell is FLAKY. The mutants are
+//! mutants.rs's list.
+//!
+//! Reproducible verdicts: a cell whose first run killed is run again, [`runs`] times in all,
+//! each repeat only the first test that failed in the first run (in cargo's order: unit tests,
+//! then the integration tests by name; `-- --exact NAME`, or the whole suite after a hang). It
+//! is killed only if that test failed in every run; killed in some runs only, it is FLAKY. A
+//! first run that survived is not repeated: a kill that shows in some runs only is then a
+//! survival here, and the mutant needs a reproducible kill elsewhere. Loom cells run twice:
+//! loom explores every interleaving within the bound, in the same order each time (only a
+//! HashMap's per-process order could change it), so a second run only confirms that; test and
+//! proptest cells three times, since their schedules are the machine's. Repeating one test
+//! keeps a repeat to seconds: the build is done, and the other test binaries start and filter
+//! everything out. A mutant no model can reach (`Mutant::loom` false: the parser's, and bodies
+//! no model sends) is not run under loom.
 
 use crate::mutants::{self, MUTANTS, Mutant};
 use crate::proc;
@@ -37,10 +51,23 @@ pub const LOOM_ARGS: &[&str] = &[
     "loom_handover",
     "--test",
     "loom_close_notify",
+    "--test",
+    "loom_watcher",
+    "--test",
+    "loom_server",
 ];
 
 /// The suites, in their default order.
 pub const SUITES: &[&str] = &["loom", "tests", "proptest"];
+
+/// How many times a cell whose first run killed is run in all (see the module docs).
+pub fn runs(suite: &str) -> usize {
+    if suite == "loom" { 2 } else { 3 }
+}
+
+/// The lifecycle property's case count in the tests column (10,000 in `cargo test`): enough
+/// for it to reach the bugs only it sees, such as a bad chunked body discarded as good.
+pub const LIFECYCLE_CASES: &str = "1000";
 
 /// A suite's command line (after `cargo`), extra environment and time limit.
 struct Suite {
@@ -91,11 +118,12 @@ fn test_command(lib: bool, keep: impl Fn(&str) -> bool) -> Vec<String> {
     args
 }
 
-/// The integration tests of the tests column: all but the proptest suites (their own column)
-/// and the harness's own tests against servers they build (`harness_*`: no core code runs
-/// there, so no core mutant could be killed).
+/// The integration tests of the tests column: all but the proptest suites (their own column;
+/// the lifecycle property runs here too, with [`LIFECYCLE_CASES`] cases) and the harness's own
+/// tests against servers they build (`harness_*`: no core code runs there, so no core mutant
+/// could be killed).
 fn in_tests_column(test: &str) -> bool {
-    !test.starts_with("prop_") && !test.starts_with("harness_")
+    test == "prop_lifecycle" || (!test.starts_with("prop_") && !test.starts_with("harness_"))
 }
 
 fn suite(name: &str, mutant: Option<&Mutant>) -> Suite {
@@ -120,14 +148,17 @@ fn suite(name: &str, mutant: Option<&Mutant>) -> Suite {
             };
             Suite {
                 args,
-                env: vec![],
+                env: vec![
+                    ("HIJACK_LIFECYCLE_CASES", LIFECYCLE_CASES),
+                    ("HIJACK_KILL_MATRIX", "1"),
+                ],
                 limit: Duration::from_secs(600),
             }
         }
         // The proptest suites only (prop_*.rs).
         "proptest" => Suite {
             args: test_command(false, |t| t.starts_with("prop_")),
-            env: vec![],
+            env: vec![("HIJACK_KILL_MATRIX", "1")],
             limit: Duration::from_secs(900),
         },
         _ => unreachable!("suite names are checked when parsed"),
@@ -142,8 +173,17 @@ struct Run {
     text: String,
 }
 
-fn run_suite(name: &str, mutant: Option<&Mutant>) -> Run {
-    let Suite { args, env, limit } = suite(name, mutant);
+/// One run of suite `name` against `mutant`; with `only`, of those tests alone.
+fn run_suite(name: &str, mutant: Option<&Mutant>, only: &[String]) -> Run {
+    let Suite {
+        mut args,
+        env,
+        limit,
+    } = suite(name, mutant);
+    if !only.is_empty() {
+        args.extend(["--".to_string(), "--exact".to_string()]);
+        args.extend(only.iter().cloned());
+    }
     let mut cmd = Command::new("cargo");
     cmd.args(&args)
         .envs(env)
@@ -193,13 +233,70 @@ fn run_suite(name: &str, mutant: Option<&Mutant>) -> Run {
     }
 }
 
-/// The names in `test NAME ... FAILED` lines, in order.
+/// The names in `test NAME ... FAILED` lines, in order, then those of the loom models that
+/// reported a deadlock (`thread 'NAME' (ID) panicked at` followed by `deadlock; threads`):
+/// unwinding a deadlocked model can abort its test binary before libtest prints a verdict.
 fn failed_tests(text: &str) -> Vec<String> {
-    text.lines()
+    let mut failed: Vec<String> = text
+        .lines()
         .filter_map(|l| l.strip_prefix("test ")?.strip_suffix(" ... FAILED"))
         .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace))
         .map(str::to_string)
-        .collect()
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.windows(2) {
+        let name = pair[0]
+            .strip_prefix("thread '")
+            .and_then(|rest| rest.split_once('\''))
+            .filter(|(_, rest)| rest.contains(" panicked at "))
+            .map(|(name, _)| name);
+        if let Some(name) = name
+            && pair[1].starts_with("deadlock; threads")
+            && !name.contains(char::is_whitespace)
+            && !failed.iter().any(|f| f == name)
+        {
+            failed.push(name.to_string());
+        }
+    }
+    failed
+}
+
+/// A cell's verdict after its runs: the first run's, unless it killed and a repeat of its
+/// first failed test did not (FLAKY). The tests shown are the first run's, the repeated first.
+fn cell(name: &str, mutant: &Mutant) -> Run {
+    let first = run_suite(name, Some(mutant), &[]);
+    if first.verdict != "killed" {
+        return first;
+    }
+    let mut killed_in = 1;
+    let mut secs = first.secs;
+    let hung = first.failed.iter().any(|f| f.starts_with('('));
+    let only = if hung {
+        vec![]
+    } else {
+        first.failed[..1].to_vec()
+    };
+    for _ in 1..runs(name) {
+        let again = run_suite(name, Some(mutant), &only);
+        secs += again.secs;
+        if again.verdict == "killed" && (hung || again.failed.contains(&only[0])) {
+            killed_in += 1;
+        }
+    }
+    let n = runs(name);
+    Run {
+        verdict: if killed_in == n { "killed" } else { "FLAKY" },
+        failed: if killed_in == n {
+            first.failed
+        } else {
+            vec![format!(
+                "`{}` failed in {killed_in} of {n} runs",
+                first.failed[0]
+            )]
+        },
+        secs,
+        text: first.text,
+    }
 }
 
 /// `error:` or `error[E0123]:` at the start of a line (rustc's errors).
@@ -295,7 +392,7 @@ pub fn main(args: &[String]) -> i32 {
 
     for suite in suites {
         println!("kill-matrix: baseline {suite} ...");
-        let run = run_suite(suite, None);
+        let run = run_suite(suite, None, &[]);
         if run.verdict != "survived" {
             println!("{}", proc::tail_chars(&run.text, 4000));
             println!(
@@ -320,9 +417,21 @@ pub fn main(args: &[String]) -> i32 {
             );
             use std::io::Write;
             let _ = std::io::stdout().flush();
-            let run = run_suite(suite, Some(mutant));
+            let run = if *suite == "loom" && !mutant.loom {
+                Run {
+                    verdict: "not run",
+                    failed: vec![],
+                    secs: 0.0,
+                    text: String::new(),
+                }
+            } else {
+                cell(suite, mutant)
+            };
             if run.verdict == "build failed" || run.verdict == "error" {
                 println!("{}", proc::tail_chars(&run.text, 4000));
+                ok = false;
+            }
+            if run.verdict == "FLAKY" {
                 ok = false;
             }
             let failed = if run.failed.is_empty() {
@@ -330,7 +439,12 @@ pub fn main(args: &[String]) -> i32 {
             } else {
                 format!(": {}", run.failed.join(", "))
             };
-            println!("{} ({:.0} s){failed}", run.verdict, run.secs);
+            let repeated = if run.verdict == "killed" {
+                format!(", {} runs", runs(suite))
+            } else {
+                String::new()
+            };
+            println!("{} ({:.0} s{repeated}){failed}", run.verdict, run.secs);
             cells.push((run.verdict, run.failed));
         }
         let killed = |suite: &str| {
@@ -365,6 +479,10 @@ pub fn main(args: &[String]) -> i32 {
                         String::new()
                     };
                     format!("killed by {}{more}", shown.join(", "))
+                } else if *verdict == "FLAKY" {
+                    format!("**FLAKY** ({})", failed.join(", "))
+                } else if *verdict == "not run" {
+                    "not run (no model reaches it)".to_string()
                 } else {
                     format!("**{verdict}**")
                 }
@@ -413,6 +531,24 @@ mod tests {
     }
 
     #[test]
+    fn failed_tests_reads_loom_deadlocks_of_an_aborted_binary() {
+        let text = "test a ... ok\n\
+            thread 'm::model_one' (2013) panicked at /x/loom-0.7.3/src/rt/execution.rs:215:13:\n\
+            deadlock; threads = [(Id(0), Blocked(Location(None)))]\n\
+            thread 'm::model_one' (2013) panicked at /x/loom-0.7.3/src/rt/thread.rs:276:39:\n\
+            called `Option::unwrap()` on a `None` value\n\
+            thread 'other' (7) panicked at src/x.rs:1:1:\nassertion failed\n";
+        assert_eq!(failed_tests(text), ["m::model_one"]);
+    }
+
+    #[test]
+    fn loom_cells_run_twice_and_the_others_three_times() {
+        assert_eq!(runs("loom"), 2);
+        assert_eq!(runs("tests"), 3);
+        assert_eq!(runs("proptest"), 3);
+    }
+
+    #[test]
     fn error_lines_are_rustc_errors() {
         assert!(is_error_line("error: could not compile `hijack`"));
         assert!(is_error_line("error[E0425]: cannot find value"));
@@ -436,7 +572,8 @@ mod tests {
         for test in ["handover", "conform"] {
             assert!(args.windows(2).any(|w| w == ["--test", test]), "{args:?}");
         }
-        assert!(!args.iter().any(|a| a.starts_with("prop_")), "{args:?}");
+        let props: Vec<&String> = args.iter().filter(|a| a.starts_with("prop_")).collect();
+        assert_eq!(props, ["prop_lifecycle"], "{args:?}");
         assert!(!args.iter().any(|a| a.starts_with("harness_")), "{args:?}");
         let prop = test_command(false, |t| t.starts_with("prop_"));
         assert!(

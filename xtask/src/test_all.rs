@@ -15,7 +15,8 @@
 //!      headless Chromium (installed when missing), its table checked against the reports, a
 //!      screenshot (target/conform/matrix.png)
 //!   9. soak: the bounded soak, reduced (10,000 hijacks, 1,000 held; `--full` by hand)
-//!  10. kill-matrix --suite loom --suite tests: every seeded bug killed (the proptest and fuzz
+//!  10. kill-matrix --suite loom --suite tests: every seeded bug killed, each kill reproduced
+//!      (a cell killed in some runs only is FLAKY and fails the step; the proptest and fuzz
 //!      columns take ~20 min more and are run by hand: kill-matrix, fuzz-mutants)
 //!
 //! and closes with one line counting the tests that ran. Logs: target/test-all/.
