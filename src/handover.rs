@@ -114,6 +114,8 @@ impl<T: Transport> Conn<T> {
             write_buf,
             #[cfg(hijack_mutant = "keep_conn_after_exit")]
             _retained: self.weak_any().upgrade(),
+            #[cfg(hijack_mutant = "parts_keep_reader")]
+            _reader: self.reader.clone(),
         })
     }
 }
@@ -134,6 +136,8 @@ pub struct Handover<S> {
     pub write_buf: BytesMut,
     #[cfg(hijack_mutant = "keep_conn_after_exit")]
     _retained: Option<Arc<dyn Any + Send + Sync>>,
+    #[cfg(hijack_mutant = "parts_keep_reader")]
+    _reader: crate::sync::Arc<crate::conn_reader::ConnReader>,
 }
 
 impl<S: Read> Read for Handover<S> {
@@ -168,22 +172,49 @@ impl<S: Write> Write for Handover<S> {
     }
 }
 
-/// A weak handle on a connection's server-side state; see
+/// Weak handles on a connection's server-side state, each allocation of it shared by
+/// reference count: the connection (`Conn`, and through it the request's and response's state
+/// and buffers) and its connection reader (the background read, the watch of latches, the
+/// hijack's record), which a pending background read's completion also holds. See
 /// [`crate::ResponseWriter::connection_probe`].
 #[derive(Clone, Debug)]
-pub struct ConnProbe(Weak<dyn Any + Send + Sync>);
+pub struct ConnProbe(Vec<Weak<dyn Any + Send + Sync>>);
 
 impl ConnProbe {
-    /// Whether anything still holds the connection's state.
+    /// Whether anything still holds any of the connection's state.
     pub fn is_alive(&self) -> bool {
-        self.0.strong_count() > 0
+        self.0.iter().any(|w| w.strong_count() > 0)
+    }
+
+    /// Whether the state is freed within `limit`: a background read's completion holds the
+    /// connection reader until its call returns, a moment after the read ended (and after
+    /// the abort that waited for it returned), so a check made right after `serve_connection`
+    /// returned waits for that. Returns at once when nothing holds the state; a reference that
+    /// stays is reported after `limit`.
+    pub fn is_dead_within(&self, limit: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        let mut spins = 0u32;
+        while self.is_alive() {
+            if start.elapsed() > limit {
+                return false;
+            }
+            spins += 1;
+            if spins < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+        }
+        true
     }
 }
 
 impl<T: Transport> Conn<T> {
-    /// A weak handle on this connection's state; see [`ConnProbe`].
+    /// Weak handles on this connection's state; see [`ConnProbe`].
     pub(crate) fn probe(&self) -> ConnProbe {
-        ConnProbe(self.weak_any())
+        let reader: Weak<crate::conn_reader::ConnReader> =
+            crate::sync::Arc::downgrade(&self.reader);
+        ConnProbe(vec![self.weak_any(), reader])
     }
 
     pub(crate) fn weak_any(&self) -> Weak<dyn Any + Send + Sync> {

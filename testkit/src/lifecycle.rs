@@ -999,7 +999,7 @@ impl Driver {
         //= SPEC.md#hijack-handover
         //= type=test
         //# The parts MUST NOT hold any reference to the connection's, the request's or the response's state.
-        if self.probes.iter().any(ConnProbe::is_alive) {
+        if !self.probes.iter().all(|p| p.is_dead_within(crate::GUARD)) {
             self.fail(format!(
                 "connection state alive after serve_connection returned (parts held: {})",
                 self.parts.is_some()

@@ -56,6 +56,11 @@ pub const MUTANTS: &[Mutant] = &[
         true,
     ),
     mutant(
+        "parts_keep_reader",
+        "the parts keep the connection reader (an Arc of it) once the handler returned",
+        false,
+    ),
+    mutant(
         "read_after_hijack",
         "a background read can start after the hijack (Go #20933, #27408)",
         true,
