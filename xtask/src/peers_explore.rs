@@ -60,15 +60,46 @@ pub fn run(name: &str, url: &str, intermediary: bool, out: &Path) -> Result<(), 
     } else {
         cmd.args(PEER_BUDGET);
     }
-    let status =
-        fs::File::create(&log).and_then(|file| cmd.stdout(file.try_clone()?).stderr(file).status());
-    let rc = status.map(proc::code).unwrap_or(127);
-    let report = read(&json).map_err(|e| {
-        format!(
-            "{name}: explore: no report ({e}; hijack conform exit {rc}, see {})",
-            log.display()
-        )
-    })?;
+    let mut attempt = || {
+        let status = fs::File::create(&log)
+            .and_then(|file| cmd.stdout(file.try_clone()?).stderr(file).status());
+        let rc = status.map(proc::code).unwrap_or(127);
+        read(&json).map(|r| (rc, r)).map_err(|e| {
+            let why = fs::read_to_string(&log)
+                .ok()
+                .and_then(|l| {
+                    l.lines()
+                        .rev()
+                        .find(|l| l.starts_with("hijack conform:"))
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            format!(
+                "no report ({e}; hijack conform exit {rc}: {why}; see {})",
+                log.display()
+            )
+        })
+    };
+    // A peer just out of the fixed cases (the memory case's 500 connections among them) may
+    // still be busy: one more try after a pause. The reference gets none.
+    let (rc, report) = match attempt() {
+        Ok(r) => r,
+        Err(e) if name == "reference" => return Err(format!("{name}: explore: {e}")),
+        Err(_) => {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            match attempt() {
+                Ok(r) => r,
+                Err(e) => {
+                    // Listed as not explored, with the reason; the fixed cases and their
+                    // baseline still decide the run.
+                    eprintln!("conform-peers: {name}: explore: not explored: {e}");
+                    let note = serde_json::json!({ "not_explored": e });
+                    let _ = fs::write(&json, note.to_string());
+                    return Ok(());
+                }
+            }
+        }
+    };
     let line = summary_line(name, &report);
     eprintln!("conform-peers: {line}");
     if name == "reference" {
@@ -123,6 +154,10 @@ pub fn table(paths: &[PathBuf]) -> Result<String, String> {
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_suffix(".explore.json"))
             .unwrap_or("?");
+        if let Some(why) = report["not_explored"].as_str() {
+            s.push_str(&format!("| {name} | not explored: {why} | | | | | | | |\n"));
+            continue;
+        }
         let findings = report["findings"].as_array().cloned().unwrap_or_default();
         s.push_str(&format!(
             "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -169,7 +204,10 @@ mod tests {
         )
         .unwrap();
         fs::write(&b, r#"{"seed":1,"exchanges":3,"not_judged":0,"verdicts":{"PASS":2,"FAIL":1},"findings":[{"signature":"FAIL echo mismatch (contract)","name":"explore/1-2","bytes":[500,120],"path":"x/explore/1-2.json"}],"kinds":{"FAIL echo mismatch (contract)":1,"FAIL close-notify mismatch (contract)":1}}"#).unwrap();
-        let t = table(&[a, b]).unwrap();
+        let c = dir.join("slow.explore.json");
+        fs::write(&c, r#"{"not_explored":"no report (busy)"}"#).unwrap();
+        let t = table(&[a, b, c]).unwrap();
+        assert!(t.contains("| slow | not explored: no report (busy) |"), "{t}");
         assert!(
             t.contains("| reference | 3 | 3 | 0 | 0 | 0 | 0 | 0 | 0 |"),
             "{t}"
