@@ -207,7 +207,10 @@ mod tests {
         let c = dir.join("slow.explore.json");
         fs::write(&c, r#"{"not_explored":"no report (busy)"}"#).unwrap();
         let t = table(&[a, b, c]).unwrap();
-        assert!(t.contains("| slow | not explored: no report (busy) |"), "{t}");
+        assert!(
+            t.contains("| slow | not explored: no report (busy) |"),
+            "{t}"
+        );
         assert!(
             t.contains("| reference | 3 | 3 | 0 | 0 | 0 | 0 | 0 | 0 |"),
             "{t}"
