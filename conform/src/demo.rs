@@ -10,6 +10,9 @@
 //! - `/release`: drops everything `/hold` kept, answers `{"released": N}`.
 //! - `/stats`: `{"live_heap_bytes": N, "connections": M}`, from the probes the program gave
 //!   ([`Demo::with_heap_probe`], [`Demo::state_hook`]); `null` for a figure without a probe.
+//! - `/ws`: a WebSocket opening handshake (RFC 6455): answers 101, hijacks, and echoes every
+//!   data message with tungstenite's protocol (SPEC.md#websocket-profile); a bad key or
+//!   version gets 400 or 426 and the connection stays HTTP.
 //! - anything else: reads the request body, answers a short text.
 
 use std::any::Any;
@@ -116,6 +119,14 @@ where
         let path = req.path().to_string();
         if path == "/echo" {
             return echo_counted(req, w, Some(self.echoing.clone()));
+        }
+        if path == "/ws" {
+            if let Some(parts) = ws_accept(&req, w) {
+                drop(req);
+                let _echoing = Echoing::start(self.echoing.clone());
+                ws_echo(parts);
+            }
+            return;
         }
         if path == "/close-notify" || path.starts_with("/close-notify/") {
             let id = path
@@ -230,6 +241,99 @@ fn echo_counted<T: Transport>(
         }
     }
     // Dropping the parts closes the stream: the hijacker owns it now.
+}
+
+/// The handshake of `/ws` (RFC 6455 §4.2): 101 with `Upgrade: websocket`, `Connection:
+/// Upgrade` and the `Sec-WebSocket-Accept` of the key, then the hijack; 400 for a key that is
+/// not 16 bytes in base64 or a request that is not a WebSocket handshake, 426 with
+/// `Sec-WebSocket-Version: 13` for another version. `None` when there is nothing to hand
+/// over; after a refusal the connection stays HTTP (the core serves the next request).
+pub fn ws_accept<T: Transport>(
+    req: &Request<'_>,
+    mut w: ResponseWriter<'_, T>,
+) -> Option<Handover<T::Stream>> {
+    let field = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let key = field("sec-websocket-key").filter(|k| {
+        data_encoding::BASE64
+            .decode(k.as_bytes())
+            .is_ok_and(|nonce| nonce.len() == 16)
+    });
+    let refuse = |mut w: ResponseWriter<'_, T>, status: StatusCode, why: &str| {
+        w.write_header(status);
+        text(&mut w, why);
+    };
+    if req.method() != http::Method::GET || !req.wants_upgrade("websocket") {
+        refuse(
+            w,
+            StatusCode::BAD_REQUEST,
+            "send a WebSocket opening handshake\n",
+        );
+        return None;
+    }
+    if field("sec-websocket-version") != Some("13") {
+        w.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        refuse(
+            w,
+            StatusCode::UPGRADE_REQUIRED,
+            "Sec-WebSocket-Version: 13 only\n",
+        );
+        return None;
+    }
+    let Some(key) = key else {
+        refuse(
+            w,
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key must be 16 bytes in base64\n",
+        );
+        return None;
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let headers = w.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    w.write_header(StatusCode::SWITCHING_PROTOCOLS);
+    w.hijack()
+        .map_err(|e| tracing::warn!(error = %e, "hijack failed"))
+        .ok()
+}
+
+/// The WebSocket echo over a hijacked connection, with tungstenite's server side: every
+/// text or binary message echoed as one message of its type, the bytes handed over with the
+/// handshake read first (they are the handover's); Pings answered, a Close answered, then the
+/// connection closed when `parts` drops.
+pub fn ws_echo<S: Read + Write>(parts: Handover<S>) {
+    use tungstenite::{Message, protocol::Role};
+    let mut ws = tungstenite::WebSocket::from_raw_socket(parts, Role::Server, None);
+    loop {
+        match ws.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(m).is_err() {
+                    break;
+                }
+            }
+            // tungstenite queued the Pong (or the Close reply): write it now.
+            Ok(_) => {
+                if ws.flush().is_err() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    // After the Close reply tungstenite writes its buffer out and ends (ConnectionClosed)
+    // without flushing the stream: the handover's write buffer still holds the reply.
+    let _ = ws.get_mut().flush();
 }
 
 impl Demo {

@@ -43,12 +43,13 @@ pub mod rules;
 mod runner;
 mod suite;
 pub mod vector;
+pub mod websocket;
 mod wire;
 
 pub use memory::Figures;
 pub use preflight::ContractCheck;
 pub use report::{CaseResult, RunReport};
 pub use runner::{Miss, Verdict};
-pub use suite::{Case, Error, RunOptions, Suite, parse_url};
-pub use vector::{Endpoint, Level, Vector};
+pub use suite::{Case, Error, Profile, RunOptions, Suite, parse_url};
+pub use vector::{Endpoint, Level, Vector, WsMessage};
 pub use wire::WireEntry;

@@ -316,6 +316,23 @@ impl Ctx {
                 }
                 vec![]
             }
+            Step::ExpectWsMessages { conn, messages } => {
+                let Some(c) = self.conns.get_mut(conn) else {
+                    return vec![no_conn(*conn)];
+                };
+                crate::websocket::expect_messages(c, &mut self.wire, deadline, messages)
+                    .map_or_else(Vec::new, |(decided, expected, observed)| {
+                        let m = missed(level, expected, observed);
+                        vec![if decided {
+                            m
+                        } else {
+                            StepMiss {
+                                inconclusive: true,
+                                ..m
+                            }
+                        }]
+                    })
+            }
             Step::ExpectEvent {
                 id,
                 close_notify,
@@ -750,6 +767,7 @@ impl Expect<'_> {
             let statuses_ok = w.iter().zip(&seen.got).all(|(e, r)| {
                 e.allows(r.status)
                     && e.headers.iter().all(|(n, v)| r.has_token(n, v))
+                    && !e.lacks.iter().any(|(n, v)| r.has_token(n, v))
                     && self.answers(e, r)
             });
             if !statuses_ok {

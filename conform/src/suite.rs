@@ -39,6 +39,52 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A profile (SPEC.md#conformance-endpoints): one way a server hands a connection over, with
+/// its endpoint and its cases, each a section of SPEC.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    /// `/echo` with `Upgrade: echo`, and every case of the endpoint contract that needs no
+    /// other profile's endpoint (SPEC.md#conformance-endpoints).
+    Raw,
+    /// RFC 6455 on `/ws` (SPEC.md#websocket-profile).
+    Websocket,
+}
+
+impl Profile {
+    /// Every profile, in run order.
+    pub const ALL: [Profile; 2] = [Profile::Raw, Profile::Websocket];
+
+    /// `raw`, `websocket`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Raw => "raw",
+            Profile::Websocket => "websocket",
+        }
+    }
+
+    /// The profile named `name`.
+    pub fn parse(name: &str) -> Result<Profile, Error> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+                Error(format!(
+                    "unknown profile {name:?} (known: {})",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// The profile of a case: the one whose endpoint it needs, else `raw`.
+    pub fn of(case: &Case) -> Profile {
+        match case {
+            Case::Bytes(v) if v.needs.contains(&crate::vector::Endpoint::Ws) => Profile::Websocket,
+            _ => Profile::Raw,
+        }
+    }
+}
+
 /// One case of a suite: a byte-level vector, or the memory case (which measures `/stats`
 /// across hundreds of held connections and has no vector).
 #[derive(Debug, Clone)]
@@ -81,6 +127,8 @@ pub struct RunOptions {
     /// The target is an intermediary: a case with a [`Vector::per_hop`] reason is held at
     /// SHOULD (SPEC.md#conformance-endpoints).
     pub intermediary: bool,
+    /// The profiles to run; empty: every profile the preflight finds the target offers.
+    pub profiles: Vec<Profile>,
 }
 
 impl Default for RunOptions {
@@ -92,6 +140,7 @@ impl Default for RunOptions {
             memory_conns: 500,
             progress: true,
             intermediary: false,
+            profiles: Vec::new(),
         }
     }
 }
@@ -102,6 +151,7 @@ impl Suite {
     pub fn all() -> Suite {
         let mut cases: Vec<Case> = cases::all().into_iter().map(Case::Bytes).collect();
         cases.extend(hostile::builtin().into_iter().map(Case::Bytes));
+        cases.extend(crate::websocket::cases().into_iter().map(Case::Bytes));
         cases.push(Case::Memory);
         Suite { cases }
     }
@@ -196,6 +246,13 @@ impl Suite {
         Ok(())
     }
 
+    /// Keeps the cases of `profiles` (all when it is empty).
+    pub fn select_profiles(&mut self, profiles: &[Profile]) {
+        if !profiles.is_empty() {
+            self.cases.retain(|c| profiles.contains(&Profile::of(c)));
+        }
+    }
+
     /// The cases, in run order.
     pub fn cases(&self) -> &[Case] {
         &self.cases
@@ -247,6 +304,29 @@ impl Suite {
                 .unwrap_or(0)
         );
         let preflight = Preflight::run(addr, options.timeout, &run_token);
+        let profiles = if options.profiles.is_empty() {
+            preflight.offered.clone()
+        } else {
+            options.profiles.clone()
+        };
+        let selected: Vec<Case> = self
+            .cases
+            .iter()
+            .filter(|c| profiles.contains(&Profile::of(c)))
+            .cloned()
+            .collect();
+        let names = |ps: &[Profile]| ps.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+        let skipped: Vec<Profile> = Profile::ALL
+            .into_iter()
+            .filter(|p| !profiles.contains(p))
+            .collect();
+        if selected.is_empty() {
+            return Err(Error(format!(
+                "no selected case is of the profiles run ({}; not offered or not asked for: {})",
+                names(&profiles),
+                names(&skipped)
+            )));
+        }
         let target = Target {
             addr,
             follow_up: preflight.follow_up.clone(),
@@ -259,12 +339,18 @@ impl Suite {
             );
             let _ = writeln!(
                 std::io::stderr(),
-                "hijack conform: {} cases against {target_name}",
-                self.cases.len()
+                "hijack conform: {} cases of the profiles {}{} against {target_name}",
+                selected.len(),
+                names(&profiles),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (not run: {})", names(&skipped))
+                }
             );
         }
         let started = Instant::now();
-        let results = run_all(&self.cases, &target, options, &run_token, &preflight);
+        let results = run_all(&selected, &target, options, &run_token, &preflight);
         let mut report = RunReport::new(target_name.to_string(), started.elapsed(), results);
         report.contract = preflight.checks;
         Ok(report)
