@@ -13,6 +13,10 @@
 //! - `/ws`: a WebSocket opening handshake (RFC 6455): answers 101, hijacks, and echoes every
 //!   data message with tungstenite's protocol (SPEC.md#websocket-profile); a bad key or
 //!   version gets 400 or 426 and the connection stays HTTP.
+//! - `CONNECT 127.0.0.1:PORT`: hijacks, connects to the loopback address and relays both
+//!   ways, passing half-closes on (SPEC.md#connect-profile); a target that is not a loopback
+//!   address, or cannot be reached, gets an error response written over the hijacked
+//!   connection, which then closes: the bytes after the head are never read.
 //! - anything else: reads the request body, answers a short text.
 
 use std::any::Any;
@@ -116,6 +120,9 @@ where
     T::Stream: Read + Write,
 {
     fn serve(&self, mut req: Request<'_>, mut w: ResponseWriter<'_, T>) {
+        if req.method() == http::Method::CONNECT {
+            return connect(req, w);
+        }
         let path = req.path().to_string();
         if path == "/echo" {
             return echo_counted(req, w, Some(self.echoing.clone()));
@@ -334,6 +341,73 @@ pub fn ws_echo<S: Read + Write>(parts: Handover<S>) {
     // After the Close reply tungstenite writes its buffer out and ends (ConnectionClosed)
     // without flushing the stream: the handover's write buffer still holds the reply.
     let _ = ws.get_mut().flush();
+}
+
+/// CONNECT over the hijack (SPEC.md#connect-profile): the handler hijacks before writing any
+/// response, so that the response is its own bytes on the stream: `200 Connection
+/// Established` with no framing field (RFC 9110 §9.3.6), or an error with `Connection: close`
+/// after which the connection closes and the bytes after the head, in the handover's buffer,
+/// are dropped unread (draft-ietf-httpbis-optimistic-upgrade). Only literal loopback
+/// addresses are tunnelled to, and only over TCP (the relay needs a second handle on the
+/// stream).
+pub fn connect<T: Transport>(req: Request<'_>, w: ResponseWriter<'_, T>) {
+    let target = req.target().to_string();
+    drop(req);
+    let Ok(parts) = w.hijack() else { return };
+    let Handover {
+        stream, buffered, ..
+    } = parts;
+    let stream: Box<dyn Any> = Box::new(stream);
+    let Ok(client) = stream.downcast::<std::net::TcpStream>() else {
+        // Not TCP: there is no second handle to relay with; the stream closes on drop.
+        return;
+    };
+    let mut client = *client;
+    let refuse = |mut client: std::net::TcpStream, status: &str, why: &str| {
+        let body = format!("CONNECT {target}: {why}\n");
+        let _ = write!(
+            client,
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.flush();
+        // Dropping it closes the connection: the bytes after the head are never read.
+    };
+    let Ok(addr) = target.parse::<std::net::SocketAddr>() else {
+        return refuse(client, "400 Bad Request", "the target must be IP:PORT");
+    };
+    if !addr.ip().is_loopback() {
+        return refuse(
+            client,
+            "403 Forbidden",
+            "only loopback addresses are tunnelled to",
+        );
+    }
+    let mut upstream = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(u) => u,
+        Err(e) => return refuse(client, "502 Bad Gateway", &e.to_string()),
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        .is_err()
+        || upstream.write_all(&buffered).is_err()
+    {
+        return;
+    }
+    drop(buffered);
+    let (Ok(mut client_in), Ok(mut upstream_out)) = (client.try_clone(), upstream.try_clone())
+    else {
+        return;
+    };
+    // Client to target, then the client's half-close on to the target.
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut upstream_out);
+        let _ = upstream_out.shutdown(std::net::Shutdown::Write);
+    });
+    // Target to client, then the target's half-close on to the client.
+    let _ = std::io::copy(&mut upstream, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
 }
 
 impl Demo {

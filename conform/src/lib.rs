@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 mod cases;
+pub mod connect;
 pub mod demo;
 pub mod explore;
 pub mod hostile;

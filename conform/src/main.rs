@@ -89,7 +89,8 @@ struct ConformArgs {
     #[arg(long = "case", value_name = "GLOB")]
     cases: Vec<String>,
     /// Run the cases of PROFILE (repeatable): raw (/echo and the framing cases), websocket
-    /// (RFC 6455 on /ws) [default: every profile the preflight finds the target offers].
+    /// (RFC 6455 on /ws), connect (CONNECT to an echo listener the harness runs on 127.0.0.1)
+    /// [default: every profile the preflight finds the target offers].
     #[arg(long = "profile", value_name = "PROFILE", value_parser = parse_profile)]
     profiles: Vec<Profile>,
     /// Skip the cases whose name matches GLOB (repeatable) [default: none].

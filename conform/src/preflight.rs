@@ -57,8 +57,19 @@ pub struct Preflight {
 }
 
 impl Preflight {
-    /// Probes the target at `addr`; `run` makes the ids unique to the run.
+    /// Probes the target at `addr`; `run` makes the ids unique to the run. The connect
+    /// profile is not probed (see [`Preflight::run_with`]).
     pub fn run(addr: SocketAddr, timeout: Duration, run: &str) -> Preflight {
+        Preflight::run_with(addr, timeout, run, None)
+    }
+
+    /// As [`Preflight::run`], and with `echo` a CONNECT to it (the connect profile).
+    pub fn run_with(
+        addr: SocketAddr,
+        timeout: Duration,
+        run: &str,
+        tunnel: Option<&crate::connect::EchoTarget>,
+    ) -> Preflight {
         let mut p = Preflight {
             offered: vec![Profile::Raw],
             ..Preflight::default()
@@ -183,7 +194,7 @@ impl Preflight {
             |r| r.status == 200 && recorded(r),
             "200 after the timeout, then 200 with a JSON record holding close_notify",
         );
-        p.profile_probes(addr, timeout);
+        p.profile_probes(addr, timeout, tunnel);
         for path in ["/stats", "/hold"] {
             let req = if path == "/hold" {
                 "GET /hold HTTP/1.1\r\nHost: conform\r\nConnection: Upgrade\r\nUpgrade: hold\r\n\r\n"
@@ -252,7 +263,12 @@ impl Preflight {
     /// The endpoint of each profile but `raw` (SPEC.md#conformance-endpoints, Profiles): one
     /// that answers is offered; one that does not is "not offered", its profile not run
     /// unless asked for (`--profile`), and then its cases are UNSUPPORTED.
-    fn profile_probes(&mut self, addr: SocketAddr, timeout: Duration) {
+    fn profile_probes(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+        echo: Option<&crate::connect::EchoTarget>,
+    ) {
         let key = crate::websocket::KEY;
         let ws = ask(addr, timeout, &crate::websocket::handshake(key, "13"), None);
         let want = crate::websocket::upgraded(key);
@@ -265,9 +281,19 @@ impl Preflight {
             Profile::Websocket,
             Endpoint::Ws,
             "GET /ws with a WebSocket handshake (the websocket profile)",
-            &ws,
+            describe(&ws),
             good,
             "101 with Upgrade: websocket, Connection: Upgrade and the Sec-WebSocket-Accept of the key",
+        );
+        let Some(echo) = echo else { return };
+        let (answer, good) = crate::connect::probe(addr, timeout, echo);
+        self.profile(
+            Profile::Connect,
+            Endpoint::Connect,
+            "CONNECT to the harness's echo listener, then one byte after the 2xx (the connect profile)",
+            answer,
+            good,
+            "a 2xx without Content-Length or Transfer-Encoding, then the byte relayed back",
         );
     }
 
@@ -276,7 +302,7 @@ impl Preflight {
         profile: Profile,
         endpoint: Endpoint,
         probe: &str,
-        answer: &Result<Response, String>,
+        answer: String,
         good: bool,
         wanted: &str,
     ) {
@@ -285,15 +311,12 @@ impl Preflight {
         } else {
             self.broken.push((
                 Need::Endpoint(endpoint),
-                format!(
-                    "{probe} answered {}: the profile needs {wanted}",
-                    describe(answer)
-                ),
+                format!("{probe} answered {answer}: the profile needs {wanted}"),
             ));
         }
         self.checks.push(ContractCheck {
             probe: probe.into(),
-            answer: describe(answer),
+            answer,
             ok: good,
             rule: if good {
                 String::new()

@@ -333,6 +333,25 @@ impl Ctx {
                         }]
                     })
             }
+            Step::ExpectTunnel { conn } => {
+                let Some(c) = self.conns.get_mut(conn) else {
+                    return vec![no_conn(*conn)];
+                };
+                crate::connect::expect_tunnel(c, &mut self.wire, deadline).map_or_else(
+                    Vec::new,
+                    |(decided, expected, observed)| {
+                        let m = missed(level, expected, observed);
+                        vec![if decided {
+                            m
+                        } else {
+                            StepMiss {
+                                inconclusive: true,
+                                ..m
+                            }
+                        }]
+                    },
+                )
+            }
             Step::ExpectEvent {
                 id,
                 close_notify,

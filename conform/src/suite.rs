@@ -48,17 +48,20 @@ pub enum Profile {
     Raw,
     /// RFC 6455 on `/ws` (SPEC.md#websocket-profile).
     Websocket,
+    /// CONNECT tunnels to the harness's echo listener (SPEC.md#connect-profile).
+    Connect,
 }
 
 impl Profile {
     /// Every profile, in run order.
-    pub const ALL: [Profile; 2] = [Profile::Raw, Profile::Websocket];
+    pub const ALL: [Profile; 3] = [Profile::Raw, Profile::Websocket, Profile::Connect];
 
     /// `raw`, `websocket`.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Raw => "raw",
             Profile::Websocket => "websocket",
+            Profile::Connect => "connect",
         }
     }
 
@@ -80,6 +83,9 @@ impl Profile {
     pub fn of(case: &Case) -> Profile {
         match case {
             Case::Bytes(v) if v.needs.contains(&crate::vector::Endpoint::Ws) => Profile::Websocket,
+            Case::Bytes(v) if v.needs.contains(&crate::vector::Endpoint::Connect) => {
+                Profile::Connect
+            }
             _ => Profile::Raw,
         }
     }
@@ -152,6 +158,7 @@ impl Suite {
         let mut cases: Vec<Case> = cases::all().into_iter().map(Case::Bytes).collect();
         cases.extend(hostile::builtin().into_iter().map(Case::Bytes));
         cases.extend(crate::websocket::cases().into_iter().map(Case::Bytes));
+        cases.extend(crate::connect::cases().into_iter().map(Case::Bytes));
         cases.push(Case::Memory);
         Suite { cases }
     }
@@ -303,7 +310,10 @@ impl Suite {
                 .map(|d| d.subsec_nanos())
                 .unwrap_or(0)
         );
-        let preflight = Preflight::run(addr, options.timeout, &run_token);
+        // The connect profile's tunnel target, for the preflight and the cases.
+        let echo = crate::connect::EchoTarget::start()
+            .map_err(|e| Error(format!("cannot start the CONNECT echo target: {e}")))?;
+        let preflight = Preflight::run_with(addr, options.timeout, &run_token, Some(&echo));
         let profiles = if options.profiles.is_empty() {
             preflight.offered.clone()
         } else {
@@ -350,7 +360,7 @@ impl Suite {
             );
         }
         let started = Instant::now();
-        let results = run_all(&selected, &target, options, &run_token, &preflight);
+        let results = run_all(&selected, &target, options, &run_token, &preflight, &echo);
         let mut report = RunReport::new(target_name.to_string(), started.elapsed(), results);
         report.contract = preflight.checks;
         Ok(report)
@@ -406,6 +416,7 @@ fn run_all(
     options: &RunOptions,
     run: &str,
     preflight: &Preflight,
+    echo: &crate::connect::EchoTarget,
 ) -> Vec<CaseResult> {
     let total = selected.len();
     let next = AtomicUsize::new(0);
@@ -437,7 +448,7 @@ fn run_all(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(i, v)) = vectors.get(k) else { break };
-                    let r = run_vector(v, target, options, run, preflight);
+                    let r = run_vector(v, target, options, run, preflight, echo);
                     progress(&r);
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                 }
@@ -488,6 +499,7 @@ fn run_vector(
     options: &RunOptions,
     run: &str,
     preflight: &Preflight,
+    echo: &crate::connect::EchoTarget,
 ) -> CaseResult {
     // Through an intermediary, what binds only the origin is held at SHOULD (smuggling
     // stays MUST: the runner holds it so whatever the case's level).
@@ -524,7 +536,8 @@ fn run_vector(
         });
         return result;
     }
-    let outcome = runner::run(v, target, options.timeout, run);
+    let substituted = echo.substitute(v);
+    let outcome = runner::run(&substituted, target, options.timeout, run);
     result.verdict = outcome.verdict;
     result.misses = outcome.misses;
     if outcome.verdict != Verdict::Pass {

@@ -25,6 +25,8 @@ pub enum Endpoint {
     CloseNotify,
     /// `/ws`, a WebSocket echo (SPEC.md#websocket-profile).
     Ws,
+    /// CONNECT to the harness's echo listener (SPEC.md#connect-profile).
+    Connect,
 }
 
 /// One case as data.
@@ -174,6 +176,12 @@ pub enum Step {
         conn: usize,
         /// The messages expected, in order.
         messages: Vec<WsMessage>,
+    },
+    /// Read the response head that opens a CONNECT tunnel: a 2xx without Content-Length or
+    /// Transfer-Encoding (SPEC.md#connect-profile); what follows is the tunnel's.
+    ExpectTunnel {
+        /// Connection number.
+        conn: usize,
     },
     /// Poll `GET /events/{id}` on fresh connections until `close_notify` is no longer
     /// `"pending"` or `within_ms` passed, then compare.

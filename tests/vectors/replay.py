@@ -16,6 +16,7 @@ import pathlib
 import socket
 import struct
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -23,8 +24,49 @@ import uuid
 SETTLE = 0.1  # seconds of silence before the follow-up is sent (at most ten times this)
 
 
+# The CONNECT profile's target (SPEC.md#connect-profile): "127.0.0.1:PORT" of an echo
+# listener, and of a port on which nothing listens; set by start_connect_targets.
+CONNECT_ECHO, CONNECT_REFUSED = "", ""
+
+
 def data_of(step, run):
-    return step["data"].replace("${RUN}", run).encode("latin-1") * step.get("repeat", 1)
+    data = step["data"].replace("${RUN}", run)
+    data = data.replace("${CONNECT_ECHO}", CONNECT_ECHO).replace("${CONNECT_REFUSED}", CONNECT_REFUSED)
+    return data.encode("latin-1") * step.get("repeat", 1)
+
+
+def start_connect_targets():
+    """An echo listener on 127.0.0.1: each connection echoed to its end, then a mark that the
+    end was seen, then a half-close (SPEC.md#connect-profile)."""
+    global CONNECT_ECHO, CONNECT_REFUSED
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    gone = socket.socket()
+    gone.bind(("127.0.0.1", 0))
+    CONNECT_ECHO = "127.0.0.1:%d" % listener.getsockname()[1]
+    CONNECT_REFUSED = "127.0.0.1:%d" % gone.getsockname()[1]
+    gone.close()
+
+    def echo(conn):
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    break
+                conn.sendall(data)
+            conn.sendall(b"#the target saw the half-close#")
+            conn.shutdown(socket.SHUT_WR)
+
+    def serve():
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
 
 
 def parse_response(buf, ended):
@@ -338,6 +380,23 @@ def replay(vector, addr, timeout, run):
                 return "INCONCLUSIVE", "step %d: %s" % (i, r[1])
             if r:
                 miss = (level, r[1])
+        elif op == "expect_tunnel":
+            while True:
+                while b"\r\n\r\n" not in c.buf:
+                    end = c.fill(deadline)
+                    if end == "timeout":
+                        return "INCONCLUSIVE", "step %d: no response head within the step's time" % i
+                    if end:
+                        return "FAIL", "step %d: %s before a response head: %r" % (i, end, c.buf[:80])
+                head, c.buf = c.buf.split(b"\r\n\r\n", 1)
+                status = head.split(b" ", 2)[1:2]
+                if status and status[0].startswith(b"1"):
+                    continue
+                break
+            lines = head.lower().split(b"\r\n")[1:]
+            framed = any(l.startswith((b"content-length:", b"transfer-encoding:")) for l in lines)
+            if not (status and status[0].startswith(b"2")) or framed:
+                miss = (level, "expected a 2xx head without framing fields; got %r" % head[:120])
         elif op == "expect_event":
             ident = step["id"].replace("${RUN}", run)
             until, state, polls = time.monotonic() + step["within_ms"] / 1000, None, 0
@@ -383,6 +442,8 @@ def main():
     addr = (url.hostname, url.port or 80)
     run = uuid.uuid4().hex[:12]
     vectors = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).rglob("*.json"))]
+    if any("${CONNECT" in json.dumps(v) for v in vectors):
+        start_connect_targets()
     if not vectors:
         sys.exit("no vectors in %s" % sys.argv[1])
     try:
