@@ -613,6 +613,11 @@ impl Expect<'_> {
                                 r.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
                             s.push_str(&format!(" [{}]", f.join(", ")));
                         }
+                        if !r.lacks.is_empty() {
+                            let f: Vec<String> =
+                                r.lacks.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+                            s.push_str(&format!(" [without {}]", f.join(", ")));
+                        }
                         s
                     })
                     .collect::<Vec<_>>()
