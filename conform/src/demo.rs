@@ -10,6 +10,13 @@
 //! - `/release`: drops everything `/hold` kept, answers `{"released": N}`.
 //! - `/stats`: `{"live_heap_bytes": N, "connections": M}`, from the probes the program gave
 //!   ([`Demo::with_heap_probe`], [`Demo::state_hook`]); `null` for a figure without a probe.
+//! - `/ws`: a WebSocket opening handshake (RFC 6455): answers 101, hijacks, and echoes every
+//!   data message with tungstenite's protocol (SPEC.md#websocket-profile); a bad key or
+//!   version gets 400 or 426 and the connection stays HTTP.
+//! - `CONNECT 127.0.0.1:PORT`: hijacks, connects to the loopback address and relays both
+//!   ways, passing half-closes on (SPEC.md#connect-profile); a target that is not a loopback
+//!   address, or cannot be reached, gets an error response written over the hijacked
+//!   connection, which then closes: the bytes after the head are never read.
 //! - anything else: reads the request body, answers a short text.
 
 use std::any::Any;
@@ -113,9 +120,20 @@ where
     T::Stream: Read + Write,
 {
     fn serve(&self, mut req: Request<'_>, mut w: ResponseWriter<'_, T>) {
+        if req.method() == http::Method::CONNECT {
+            return connect(req, w);
+        }
         let path = req.path().to_string();
         if path == "/echo" {
             return echo_counted(req, w, Some(self.echoing.clone()));
+        }
+        if path == "/ws" {
+            if let Some(parts) = ws_accept(&req, w) {
+                drop(req);
+                let _echoing = Echoing::start(self.echoing.clone());
+                ws_echo(parts);
+            }
+            return;
         }
         if path == "/close-notify" || path.starts_with("/close-notify/") {
             let id = path
@@ -230,6 +248,166 @@ fn echo_counted<T: Transport>(
         }
     }
     // Dropping the parts closes the stream: the hijacker owns it now.
+}
+
+/// The handshake of `/ws` (RFC 6455 §4.2): 101 with `Upgrade: websocket`, `Connection:
+/// Upgrade` and the `Sec-WebSocket-Accept` of the key, then the hijack; 400 for a key that is
+/// not 16 bytes in base64 or a request that is not a WebSocket handshake, 426 with
+/// `Sec-WebSocket-Version: 13` for another version. `None` when there is nothing to hand
+/// over; after a refusal the connection stays HTTP (the core serves the next request).
+pub fn ws_accept<T: Transport>(
+    req: &Request<'_>,
+    mut w: ResponseWriter<'_, T>,
+) -> Option<Handover<T::Stream>> {
+    let field = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let key = field("sec-websocket-key").filter(|k| {
+        data_encoding::BASE64
+            .decode(k.as_bytes())
+            .is_ok_and(|nonce| nonce.len() == 16)
+    });
+    let refuse = |mut w: ResponseWriter<'_, T>, status: StatusCode, why: &str| {
+        w.write_header(status);
+        text(&mut w, why);
+    };
+    if req.method() != http::Method::GET || !req.wants_upgrade("websocket") {
+        refuse(
+            w,
+            StatusCode::BAD_REQUEST,
+            "send a WebSocket opening handshake\n",
+        );
+        return None;
+    }
+    if field("sec-websocket-version") != Some("13") {
+        w.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        refuse(
+            w,
+            StatusCode::UPGRADE_REQUIRED,
+            "Sec-WebSocket-Version: 13 only\n",
+        );
+        return None;
+    }
+    let Some(key) = key else {
+        refuse(
+            w,
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key must be 16 bytes in base64\n",
+        );
+        return None;
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let headers = w.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    w.write_header(StatusCode::SWITCHING_PROTOCOLS);
+    w.hijack()
+        .map_err(|e| tracing::warn!(error = %e, "hijack failed"))
+        .ok()
+}
+
+/// The WebSocket echo over a hijacked connection, with tungstenite's server side: every
+/// text or binary message echoed as one message of its type, the bytes handed over with the
+/// handshake read first (they are the handover's); Pings answered, a Close answered, then the
+/// connection closed when `parts` drops.
+pub fn ws_echo<S: Read + Write>(parts: Handover<S>) {
+    use tungstenite::{Message, protocol::Role};
+    let mut ws = tungstenite::WebSocket::from_raw_socket(parts, Role::Server, None);
+    loop {
+        match ws.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(m).is_err() {
+                    break;
+                }
+            }
+            // tungstenite queued the Pong (or the Close reply): write it now.
+            Ok(_) => {
+                if ws.flush().is_err() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    // After the Close reply tungstenite writes its buffer out and ends (ConnectionClosed)
+    // without flushing the stream: the handover's write buffer still holds the reply.
+    let _ = ws.get_mut().flush();
+}
+
+/// CONNECT over the hijack (SPEC.md#connect-profile): the handler hijacks before writing any
+/// response, so that the response is its own bytes on the stream: `200 Connection
+/// Established` with no framing field (RFC 9110 §9.3.6), or an error with `Connection: close`
+/// after which the connection closes and the bytes after the head, in the handover's buffer,
+/// are dropped unread (draft-ietf-httpbis-optimistic-upgrade). Only literal loopback
+/// addresses are tunnelled to, and only over TCP (the relay needs a second handle on the
+/// stream).
+pub fn connect<T: Transport>(req: Request<'_>, w: ResponseWriter<'_, T>) {
+    let target = req.target().to_string();
+    drop(req);
+    let Ok(parts) = w.hijack() else { return };
+    let Handover {
+        stream, buffered, ..
+    } = parts;
+    let stream: Box<dyn Any> = Box::new(stream);
+    let Ok(client) = stream.downcast::<std::net::TcpStream>() else {
+        // Not TCP: there is no second handle to relay with; the stream closes on drop.
+        return;
+    };
+    let mut client = *client;
+    let refuse = |mut client: std::net::TcpStream, status: &str, why: &str| {
+        let body = format!("CONNECT {target}: {why}\n");
+        let _ = write!(
+            client,
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.flush();
+        // Dropping it closes the connection: the bytes after the head are never read.
+    };
+    let Ok(addr) = target.parse::<std::net::SocketAddr>() else {
+        return refuse(client, "400 Bad Request", "the target must be IP:PORT");
+    };
+    if !addr.ip().is_loopback() {
+        return refuse(
+            client,
+            "403 Forbidden",
+            "only loopback addresses are tunnelled to",
+        );
+    }
+    let mut upstream = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(u) => u,
+        Err(e) => return refuse(client, "502 Bad Gateway", &e.to_string()),
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        .is_err()
+        || upstream.write_all(&buffered).is_err()
+    {
+        return;
+    }
+    drop(buffered);
+    let (Ok(mut client_in), Ok(mut upstream_out)) = (client.try_clone(), upstream.try_clone())
+    else {
+        return;
+    };
+    // Client to target, then the client's half-close on to the target.
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut upstream_out);
+        let _ = upstream_out.shutdown(std::net::Shutdown::Write);
+    });
+    // Target to client, then the target's half-close on to the client.
+    let _ = std::io::copy(&mut upstream, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
 }
 
 impl Demo {

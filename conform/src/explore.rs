@@ -672,7 +672,8 @@ pub fn explore(
         return Err(Error::new("jobs must be at least 1"));
     }
     let started = Instant::now();
-    let (run_token, preflight) = crate::suite::begin(addr, target_name, options.timeout, "e")?;
+    let (run_token, preflight) =
+        crate::suite::begin(addr, target_name, options.timeout, "e", None)?;
     if preflight.follow_up.status.is_none() {
         return Err(Error::new(format!(
             "{target_name} did not answer the preflight's follow-up request (GET /?follow-up=…): nothing can be judged"

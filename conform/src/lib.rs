@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 mod cases;
+pub mod connect;
 pub mod demo;
 pub mod explore;
 pub mod hostile;
@@ -43,12 +44,13 @@ pub mod rules;
 mod runner;
 mod suite;
 pub mod vector;
+pub mod websocket;
 mod wire;
 
 pub use memory::Figures;
 pub use preflight::ContractCheck;
 pub use report::{CaseResult, RunReport};
 pub use runner::{Miss, Verdict};
-pub use suite::{Case, Error, RunOptions, Suite, parse_url};
-pub use vector::{Endpoint, Level, Vector};
+pub use suite::{Case, Error, Profile, RunOptions, Suite, parse_url};
+pub use vector::{Endpoint, Level, Vector, WsMessage};
 pub use wire::WireEntry;

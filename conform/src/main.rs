@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hijack_conform::{RunOptions, RunReport, Suite, Verdict, demo::Demo, html, parse_url};
+use hijack_conform::{Profile, RunOptions, RunReport, Suite, Verdict, demo::Demo, html, parse_url};
 
 /// Counts every allocation of this program, so that `/stats` can report live heap bytes
 /// (SPEC.md#conformance-endpoints) without unsafe code of ours.
@@ -51,7 +51,8 @@ enum Command {
     /// every byte (the handed-over bytes first) until the client half-closes.
     /// `/close-notify/{id}` waits for the client to go away and records when it noticed;
     /// `/events/{id}` tells. `/hold`, `/release` and `/stats` serve the memory cases.
-    /// Anything else answers a short text.
+    /// `/ws` is a WebSocket echo (RFC 6455, SPEC.md#websocket-profile). Anything else answers a
+    /// short text.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -87,6 +88,11 @@ struct ConformArgs {
     /// [default: every case].
     #[arg(long = "case", value_name = "GLOB")]
     cases: Vec<String>,
+    /// Run the cases of PROFILE (repeatable): raw (/echo and the framing cases), websocket
+    /// (RFC 6455 on /ws), connect (CONNECT to an echo listener the harness runs on 127.0.0.1)
+    /// [default: every profile the preflight finds the target offers].
+    #[arg(long = "profile", value_name = "PROFILE", value_parser = parse_profile)]
+    profiles: Vec<Profile>,
     /// Skip the cases whose name matches GLOB (repeatable) [default: none].
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
@@ -182,6 +188,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::parse(s).map_err(|e| e.to_string())
+}
+
 /// A usage or connection error of `hijack conform`: exit code 2.
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     usage_of("conform", msg)
@@ -218,6 +228,7 @@ fn conform(args: ConformArgs) -> ExitCode {
     if let Err(e) = suite.select(&args.cases, &args.exclude) {
         return usage(e);
     }
+    suite.select_profiles(&args.profiles);
     if args.list {
         let names: String = suite
             .cases()
@@ -281,6 +292,7 @@ fn conform(args: ConformArgs) -> ExitCode {
         memory_conns: args.memory_conns,
         intermediary: args.intermediary,
         progress: true,
+        profiles: args.profiles.clone(),
     };
     let report = match suite.run(addr, &target_name, &options) {
         Ok(report) => report,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::runner::{FollowUpAnswer, exchange, follow_up_request, names_request};
+use crate::suite::Profile;
 use crate::vector::{Endpoint, Step, Vector, latin1_bytes};
 use crate::wire::{Response, WireLog};
 
@@ -50,12 +51,29 @@ pub struct Preflight {
     pub broken: Vec<(Need, String)>,
     /// How the target answers the follow-up request.
     pub follow_up: FollowUpAnswer,
+    /// The profiles whose endpoint the target serves (`raw` always: its cases judge a
+    /// missing `/echo` themselves, as UNSUPPORTED).
+    pub offered: Vec<Profile>,
 }
 
 impl Preflight {
-    /// Probes the target at `addr`; `run` makes the ids unique to the run.
+    /// Probes the target at `addr`; `run` makes the ids unique to the run. The connect
+    /// profile is not probed (see [`Preflight::run_with`]).
     pub fn run(addr: SocketAddr, timeout: Duration, run: &str) -> Preflight {
-        let mut p = Preflight::default();
+        Preflight::run_with(addr, timeout, run, None)
+    }
+
+    /// As [`Preflight::run`], and with `echo` a CONNECT to it (the connect profile).
+    pub fn run_with(
+        addr: SocketAddr,
+        timeout: Duration,
+        run: &str,
+        tunnel: Option<&crate::connect::EchoTarget>,
+    ) -> Preflight {
+        let mut p = Preflight {
+            offered: vec![Profile::Raw],
+            ..Preflight::default()
+        };
         let get = ask(
             addr,
             timeout,
@@ -176,6 +194,7 @@ impl Preflight {
             |r| r.status == 200 && recorded(r),
             "200 after the timeout, then 200 with a JSON record holding close_notify",
         );
+        p.profile_probes(addr, timeout, tunnel);
         for path in ["/stats", "/hold"] {
             let req = if path == "/hold" {
                 "GET /hold HTTP/1.1\r\nHost: conform\r\nConnection: Upgrade\r\nUpgrade: hold\r\n\r\n"
@@ -238,6 +257,77 @@ impl Preflight {
             ok: good,
             rule,
             optional: false,
+        });
+    }
+
+    /// The endpoint of each profile but `raw` (SPEC.md#conformance-endpoints, Profiles): one
+    /// that answers is offered; one that does not is "not offered", its profile not run
+    /// unless asked for (`--profile`), and then its cases are UNSUPPORTED.
+    fn profile_probes(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+        echo: Option<&crate::connect::EchoTarget>,
+    ) {
+        let key = crate::websocket::KEY;
+        let ws = ask(addr, timeout, &crate::websocket::handshake(key, "13"), None);
+        let want = crate::websocket::upgraded(key);
+        // Offered when it upgrades with the accept value; a close option on the 101 is for
+        // the cases to judge (`websocket/frame-after-101`).
+        let good = ws
+            .as_ref()
+            .is_ok_and(|r| r.status == 101 && want.headers.iter().all(|(n, v)| r.has_token(n, v)));
+        self.profile(
+            Profile::Websocket,
+            Endpoint::Ws,
+            "GET /ws with a WebSocket handshake (the websocket profile)",
+            describe(&ws),
+            good,
+            "101 with Upgrade: websocket, Connection: Upgrade and the Sec-WebSocket-Accept of the key",
+        );
+        let Some(echo) = echo else { return };
+        let (answer, good) = crate::connect::probe(addr, timeout, echo);
+        self.profile(
+            Profile::Connect,
+            Endpoint::Connect,
+            "CONNECT to the harness's echo listener, then one byte after the 2xx (the connect profile)",
+            answer,
+            good,
+            "a 2xx without Content-Length or Transfer-Encoding, then the byte relayed back",
+        );
+    }
+
+    fn profile(
+        &mut self,
+        profile: Profile,
+        endpoint: Endpoint,
+        probe: &str,
+        answer: String,
+        good: bool,
+        wanted: &str,
+    ) {
+        if good {
+            self.offered.push(profile);
+        } else {
+            self.broken.push((
+                Need::Endpoint(endpoint),
+                format!("{probe} answered {answer}: the profile needs {wanted}"),
+            ));
+        }
+        self.checks.push(ContractCheck {
+            probe: probe.into(),
+            answer,
+            ok: good,
+            rule: if good {
+                String::new()
+            } else {
+                format!(
+                    "not offered: the {} profile is not run (--profile {} runs it, its cases then UNSUPPORTED)",
+                    profile.name(),
+                    profile.name()
+                )
+            },
+            optional: true,
         });
     }
 

@@ -316,6 +316,42 @@ impl Ctx {
                 }
                 vec![]
             }
+            Step::ExpectWsMessages { conn, messages } => {
+                let Some(c) = self.conns.get_mut(conn) else {
+                    return vec![no_conn(*conn)];
+                };
+                crate::websocket::expect_messages(c, &mut self.wire, deadline, messages)
+                    .map_or_else(Vec::new, |(decided, expected, observed)| {
+                        let m = missed(level, expected, observed);
+                        vec![if decided {
+                            m
+                        } else {
+                            StepMiss {
+                                inconclusive: true,
+                                ..m
+                            }
+                        }]
+                    })
+            }
+            Step::ExpectTunnel { conn } => {
+                let Some(c) = self.conns.get_mut(conn) else {
+                    return vec![no_conn(*conn)];
+                };
+                crate::connect::expect_tunnel(c, &mut self.wire, deadline).map_or_else(
+                    Vec::new,
+                    |(decided, expected, observed)| {
+                        let m = missed(level, expected, observed);
+                        vec![if decided {
+                            m
+                        } else {
+                            StepMiss {
+                                inconclusive: true,
+                                ..m
+                            }
+                        }]
+                    },
+                )
+            }
             Step::ExpectEvent {
                 id,
                 close_notify,
@@ -577,6 +613,11 @@ impl Expect<'_> {
                                 r.headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
                             s.push_str(&format!(" [{}]", f.join(", ")));
                         }
+                        if !r.lacks.is_empty() {
+                            let f: Vec<String> =
+                                r.lacks.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+                            s.push_str(&format!(" [without {}]", f.join(", ")));
+                        }
                         s
                     })
                     .collect::<Vec<_>>()
@@ -750,6 +791,7 @@ impl Expect<'_> {
             let statuses_ok = w.iter().zip(&seen.got).all(|(e, r)| {
                 e.allows(r.status)
                     && e.headers.iter().all(|(n, v)| r.has_token(n, v))
+                    && !e.lacks.iter().any(|(n, v)| r.has_token(n, v))
                     && self.answers(e, r)
             });
             if !statuses_ok {

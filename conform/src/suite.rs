@@ -39,6 +39,58 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A profile (SPEC.md#conformance-endpoints): one way a server hands a connection over, with
+/// its endpoint and its cases, each a section of SPEC.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    /// `/echo` with `Upgrade: echo`, and every case of the endpoint contract that needs no
+    /// other profile's endpoint (SPEC.md#conformance-endpoints).
+    Raw,
+    /// RFC 6455 on `/ws` (SPEC.md#websocket-profile).
+    Websocket,
+    /// CONNECT tunnels to the harness's echo listener (SPEC.md#connect-profile).
+    Connect,
+}
+
+impl Profile {
+    /// Every profile, in run order.
+    pub const ALL: [Profile; 3] = [Profile::Raw, Profile::Websocket, Profile::Connect];
+
+    /// `raw`, `websocket`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Raw => "raw",
+            Profile::Websocket => "websocket",
+            Profile::Connect => "connect",
+        }
+    }
+
+    /// The profile named `name`.
+    pub fn parse(name: &str) -> Result<Profile, Error> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+                Error(format!(
+                    "unknown profile {name:?} (known: {})",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// The profile of a case: the one whose endpoint it needs, else `raw`.
+    pub fn of(case: &Case) -> Profile {
+        match case {
+            Case::Bytes(v) if v.needs.contains(&crate::vector::Endpoint::Ws) => Profile::Websocket,
+            Case::Bytes(v) if v.needs.contains(&crate::vector::Endpoint::Connect) => {
+                Profile::Connect
+            }
+            _ => Profile::Raw,
+        }
+    }
+}
+
 /// One case of a suite: a byte-level vector, or the memory case (which measures `/stats`
 /// across hundreds of held connections and has no vector).
 #[derive(Debug, Clone)]
@@ -81,6 +133,8 @@ pub struct RunOptions {
     /// The target is an intermediary: a case with a [`Vector::per_hop`] reason is held at
     /// SHOULD (SPEC.md#conformance-endpoints).
     pub intermediary: bool,
+    /// The profiles to run; empty: every profile the preflight finds the target offers.
+    pub profiles: Vec<Profile>,
 }
 
 impl Default for RunOptions {
@@ -92,6 +146,7 @@ impl Default for RunOptions {
             memory_conns: 500,
             progress: true,
             intermediary: false,
+            profiles: Vec::new(),
         }
     }
 }
@@ -102,6 +157,8 @@ impl Suite {
     pub fn all() -> Suite {
         let mut cases: Vec<Case> = cases::all().into_iter().map(Case::Bytes).collect();
         cases.extend(hostile::builtin().into_iter().map(Case::Bytes));
+        cases.extend(crate::websocket::cases().into_iter().map(Case::Bytes));
+        cases.extend(crate::connect::cases().into_iter().map(Case::Bytes));
         cases.push(Case::Memory);
         Suite { cases }
     }
@@ -196,6 +253,13 @@ impl Suite {
         Ok(())
     }
 
+    /// Keeps the cases of `profiles` (all when it is empty).
+    pub fn select_profiles(&mut self, profiles: &[Profile]) {
+        if !profiles.is_empty() {
+            self.cases.retain(|c| profiles.contains(&Profile::of(c)));
+        }
+    }
+
     /// The cases, in run order.
     pub fn cases(&self) -> &[Case] {
         &self.cases
@@ -236,7 +300,33 @@ impl Suite {
         if options.jobs == 0 {
             return Err(Error::new("jobs must be at least 1"));
         }
-        let (run_token, preflight) = begin(addr, target_name, options.timeout, "")?;
+        // The connect profile's tunnel target, for the preflight and the cases.
+        let echo = crate::connect::EchoTarget::start()
+            .map_err(|e| Error(format!("cannot start the CONNECT echo target: {e}")))?;
+        let (run_token, preflight) = begin(addr, target_name, options.timeout, "", Some(&echo))?;
+        let profiles = if options.profiles.is_empty() {
+            preflight.offered.clone()
+        } else {
+            options.profiles.clone()
+        };
+        let selected: Vec<Case> = self
+            .cases
+            .iter()
+            .filter(|c| profiles.contains(&Profile::of(c)))
+            .cloned()
+            .collect();
+        let names = |ps: &[Profile]| ps.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+        let skipped: Vec<Profile> = Profile::ALL
+            .into_iter()
+            .filter(|p| !profiles.contains(p))
+            .collect();
+        if selected.is_empty() {
+            return Err(Error(format!(
+                "no selected case is of the profiles run ({}; not offered or not asked for: {})",
+                names(&profiles),
+                names(&skipped)
+            )));
+        }
         let target = Target {
             addr,
             follow_up: preflight.follow_up.clone(),
@@ -249,12 +339,18 @@ impl Suite {
             );
             let _ = writeln!(
                 std::io::stderr(),
-                "hijack conform: {} cases against {target_name}",
-                self.cases.len()
+                "hijack conform: {} cases of the profiles {}{} against {target_name}",
+                selected.len(),
+                names(&profiles),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (not run: {})", names(&skipped))
+                }
             );
         }
         let started = Instant::now();
-        let results = run_all(&self.cases, &target, options, &run_token, &preflight);
+        let results = run_all(&selected, &target, options, &run_token, &preflight, &echo);
         let mut report = RunReport::new(target_name.to_string(), started.elapsed(), results);
         report.contract = preflight.checks;
         Ok(report)
@@ -262,12 +358,14 @@ impl Suite {
 }
 
 /// The start of a run against `addr`: a connection (a target that cannot be reached is an
-/// [`Error`]), a token unique to the run (`prefix` and the process and clock), the preflight.
+/// [`Error`]), a token unique to the run (`prefix` and the process and clock), the preflight
+/// (with the CONNECT echo target, when the connect profile may run).
 pub(crate) fn begin(
     addr: SocketAddr,
     target_name: &str,
     timeout: Duration,
     prefix: &str,
+    echo: Option<&crate::connect::EchoTarget>,
 ) -> Result<(String, Preflight), Error> {
     memory::reachable(addr, timeout)
         .map_err(|e| Error(format!("cannot connect to {target_name} ({addr}): {e}")))?;
@@ -279,7 +377,7 @@ pub(crate) fn begin(
             .map(|d| d.subsec_nanos())
             .unwrap_or(0)
     );
-    let preflight = Preflight::run(addr, timeout, &run_token);
+    let preflight = Preflight::run_with(addr, timeout, &run_token, echo);
     Ok((run_token, preflight))
 }
 
@@ -332,6 +430,7 @@ fn run_all(
     options: &RunOptions,
     run: &str,
     preflight: &Preflight,
+    echo: &crate::connect::EchoTarget,
 ) -> Vec<CaseResult> {
     let total = selected.len();
     let next = AtomicUsize::new(0);
@@ -363,7 +462,7 @@ fn run_all(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(i, v)) = vectors.get(k) else { break };
-                    let r = run_vector(v, target, options, run, preflight);
+                    let r = run_vector(v, target, options, run, preflight, echo);
                     progress(&r);
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                 }
@@ -414,6 +513,7 @@ fn run_vector(
     options: &RunOptions,
     run: &str,
     preflight: &Preflight,
+    echo: &crate::connect::EchoTarget,
 ) -> CaseResult {
     // Through an intermediary, what binds only the origin is held at SHOULD (smuggling
     // stays MUST: the runner holds it so whatever the case's level).
@@ -450,7 +550,8 @@ fn run_vector(
         });
         return result;
     }
-    let outcome = runner::run(v, target, options.timeout, run);
+    let substituted = echo.substitute(v);
+    let outcome = runner::run(&substituted, target, options.timeout, run);
     result.verdict = outcome.verdict;
     result.misses = outcome.misses;
     if outcome.verdict != Verdict::Pass {

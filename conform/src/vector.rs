@@ -23,6 +23,10 @@ pub enum Endpoint {
     Echo,
     /// `/close-notify/{id}` and `/events/{id}`.
     CloseNotify,
+    /// `/ws`, a WebSocket echo (SPEC.md#websocket-profile).
+    Ws,
+    /// CONNECT to the harness's echo listener (SPEC.md#connect-profile).
+    Connect,
 }
 
 /// One case as data.
@@ -165,6 +169,20 @@ pub enum Step {
         /// Connection number.
         conn: usize,
     },
+    /// Read WebSocket frames from `conn` (SPEC.md#websocket-profile): server frames, unmasked,
+    /// fragments reassembled, each message compared with the next of `messages`.
+    ExpectWsMessages {
+        /// Connection number.
+        conn: usize,
+        /// The messages expected, in order.
+        messages: Vec<WsMessage>,
+    },
+    /// Read the response head that opens a CONNECT tunnel: a 2xx without Content-Length or
+    /// Transfer-Encoding (SPEC.md#connect-profile); what follows is the tunnel's.
+    ExpectTunnel {
+        /// Connection number.
+        conn: usize,
+    },
     /// Poll `GET /events/{id}` on fresh connections until `close_notify` is no longer
     /// `"pending"` or `within_ms` passed, then compare.
     ExpectEvent {
@@ -175,6 +193,20 @@ pub enum Step {
         /// How long to poll.
         within_ms: u64,
     },
+}
+
+/// One WebSocket message a server must send (SPEC.md#websocket-profile).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct WsMessage {
+    /// `text`, `binary`, `pong` or `close`.
+    pub kind: String,
+    /// The payload (Latin-1, one char per byte) repeated `repeat` times; for `close` not
+    /// compared (RFC 6455 lets the server choose its status code).
+    #[serde(default)]
+    pub data: String,
+    /// How many times `data` is repeated (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<usize>,
 }
 
 /// One expected response.
@@ -196,6 +228,10 @@ pub struct ResponseExpect {
     /// out of order, are caught.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<String>,
+    /// Fields that must not hold a token: lower-case name → the token (`connection` →
+    /// `close` on a 101).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lacks: std::collections::BTreeMap<String, String>,
 }
 
 impl ResponseExpect {
@@ -206,6 +242,7 @@ impl ResponseExpect {
             headers: Default::default(),
             accept: Vec::new(),
             names: None,
+            lacks: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ import pathlib
 import socket
 import struct
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -23,8 +24,49 @@ import uuid
 SETTLE = 0.1  # seconds of silence before the follow-up is sent (at most ten times this)
 
 
+# The CONNECT profile's target (SPEC.md#connect-profile): "127.0.0.1:PORT" of an echo
+# listener, and of a port on which nothing listens; set by start_connect_targets.
+CONNECT_ECHO, CONNECT_REFUSED = "", ""
+
+
 def data_of(step, run):
-    return step["data"].replace("${RUN}", run).encode("latin-1") * step.get("repeat", 1)
+    data = step["data"].replace("${RUN}", run)
+    data = data.replace("${CONNECT_ECHO}", CONNECT_ECHO).replace("${CONNECT_REFUSED}", CONNECT_REFUSED)
+    return data.encode("latin-1") * step.get("repeat", 1)
+
+
+def start_connect_targets():
+    """An echo listener on 127.0.0.1: each connection echoed to its end, then a mark that the
+    end was seen, then a half-close (SPEC.md#connect-profile)."""
+    global CONNECT_ECHO, CONNECT_REFUSED
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    gone = socket.socket()
+    gone.bind(("127.0.0.1", 0))
+    CONNECT_ECHO = "127.0.0.1:%d" % listener.getsockname()[1]
+    CONNECT_REFUSED = "127.0.0.1:%d" % gone.getsockname()[1]
+    gone.close()
+
+    def echo(conn):
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    break
+                conn.sendall(data)
+            conn.sendall(b"#the target saw the half-close#")
+            conn.shutdown(socket.SHUT_WR)
+
+    def serve():
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
 
 
 def parse_response(buf, ended):
@@ -195,6 +237,11 @@ def expect_responses(c, step, deadline, timeout, token):
             items = [i.strip().lower() for v in headers.get(name, []) for i in v.split(",")]
             if token.lower() not in items:
                 return False
+        # "lacks": tokens that must not be there (connection: close on a 101).
+        for name, token in exp.get("lacks", {}).items():
+            items = [i.strip().lower() for v in headers.get(name, []) for i in v.split(",")]
+            if token.lower() in items:
+                return False
         return allowed(exp, status)
 
     ok = want is None or (len(want) <= len(got) and all(matches(e, r) for e, r in zip(want, got)))
@@ -203,6 +250,67 @@ def expect_responses(c, step, deadline, timeout, token):
     state = "open" if answered else "closed" if end in ("eof", "reset") else "undecided"
     return ok, state, len(got), "responses %s%s, then %s" % (
         [r[0] for r in got], " (the follow-up answered)" if answered else "", end or "open")
+
+
+def ws_messages(c, want, deadline):
+    """Reads RFC 6455 frames until every message of want came: None, else (decided, what)."""
+    got, partial = 0, None
+    while got < len(want):
+        b = c.buf
+        frame = None
+        if len(b) >= 2:
+            n, at = b[1] & 0x7F, 2
+            if n == 126 and len(b) >= 4:
+                n, at = struct.unpack(">H", b[2:4])[0], 4
+            elif n == 127 and len(b) >= 10:
+                n, at = struct.unpack(">Q", b[2:10])[0], 10
+            if n < 126 or at > 2:
+                if b[1] & 0x80:
+                    return True, "a masked frame (RFC 6455 §5.1: a server must not mask)"
+                if len(b) >= at + n:
+                    frame = (b[0], b[at:at + n])
+                    c.buf = b[at + n:]
+        if frame is None:
+            end = c.fill(deadline)
+            if end == "timeout":
+                return False, "message %d of %d: nothing more within the step's time" % (got + 1, len(want))
+            if end:
+                return True, "message %d of %d: %s after %d bytes of a frame" % (got + 1, len(want), end, len(c.buf))
+            continue
+        head, payload = frame
+        fin, rsv, op = head & 0x80, head & 0x70, head & 0x0F
+        if rsv:
+            return True, "a frame with a reserved bit set"
+        if op == 0:
+            if partial is None:
+                return True, "a continuation frame with no message to continue"
+            partial = (partial[0], partial[1] + payload)
+        elif op in (1, 2):
+            if partial is not None:
+                return True, "a new data frame inside a fragmented message"
+            partial = ("text" if op == 1 else "binary", payload)
+        elif op in (8, 9, 10):
+            if not fin or len(payload) > 125:
+                return True, "a fragmented or over-long control frame"
+            kind = {8: "close", 9: "ping", 10: "pong"}[op]
+            if kind == "ping" or (kind == "pong" and want[got]["kind"] != "pong"):
+                continue  # a server may ping; an unsolicited Pong needs no answer
+            if not (kind == want[got]["kind"] and (kind == "close" or payload == data_of(want[got], ""))):
+                return True, "message %d: expected %s, got %s %r" % (got + 1, want[got]["kind"], kind, payload[:40])
+            got += 1
+            continue
+        else:
+            return True, "reserved opcode %d" % op
+        if not fin:
+            continue
+        kind, data = partial
+        partial = None
+        w = want[got]
+        if kind != w["kind"] or data != data_of(w, ""):
+            return True, "message %d: expected %s of %d bytes, got %s of %d bytes %r" % (
+                got + 1, w["kind"], len(data_of(w, "")), kind, len(data), data[:40])
+        got += 1
+    return None
 
 
 def replay(vector, addr, timeout, run):
@@ -266,6 +374,29 @@ def replay(vector, addr, timeout, run):
                 return "INCONCLUSIVE", "step %d: no close within the step's time" % i
             if c.ended is None or len(c.buf) > before:
                 miss = (level, "expected close; got %r then %s" % (c.buf[before:][:80], c.ended or "timeout"))
+        elif op == "expect_ws_messages":
+            r = ws_messages(c, step["messages"], deadline)
+            if r and not r[0]:
+                return "INCONCLUSIVE", "step %d: %s" % (i, r[1])
+            if r:
+                miss = (level, r[1])
+        elif op == "expect_tunnel":
+            while True:
+                while b"\r\n\r\n" not in c.buf:
+                    end = c.fill(deadline)
+                    if end == "timeout":
+                        return "INCONCLUSIVE", "step %d: no response head within the step's time" % i
+                    if end:
+                        return "FAIL", "step %d: %s before a response head: %r" % (i, end, c.buf[:80])
+                head, c.buf = c.buf.split(b"\r\n\r\n", 1)
+                status = head.split(b" ", 2)[1:2]
+                if status and status[0].startswith(b"1"):
+                    continue
+                break
+            lines = head.lower().split(b"\r\n")[1:]
+            framed = any(l.startswith((b"content-length:", b"transfer-encoding:")) for l in lines)
+            if not (status and status[0].startswith(b"2")) or framed:
+                miss = (level, "expected a 2xx head without framing fields; got %r" % head[:120])
         elif op == "expect_event":
             ident = step["id"].replace("${RUN}", run)
             until, state, polls = time.monotonic() + step["within_ms"] / 1000, None, 0
@@ -311,6 +442,8 @@ def main():
     addr = (url.hostname, url.port or 80)
     run = uuid.uuid4().hex[:12]
     vectors = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).rglob("*.json"))]
+    if any("${CONNECT" in json.dumps(v) for v in vectors):
+        start_connect_targets()
     if not vectors:
         sys.exit("no vectors in %s" % sys.argv[1])
     try:
