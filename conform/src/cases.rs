@@ -12,7 +12,7 @@ const ECHO: &str =
     "GET /echo HTTP/1.1\r\nHost: conform\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
 
 /// 64 distinct bytes: a lost or repeated byte shifts every later one.
-const PATTERN: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
+pub(crate) const PATTERN: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
 
 /// Why an intermediary may leave an upgrade request with a body unupgraded.
 const PER_HOP_UPGRADE: &str = "RFC 9110 §7.8: \"A server MAY ignore a received Upgrade header field if it wishes to continue using the current protocol on that connection.\" (HAProxy before 3.1 drops Upgrade from a request with a body)";
@@ -24,7 +24,7 @@ pub(crate) const PER_HOP_CLOSE: &str = "SPEC.md#close-notify binds the server wh
 pub(crate) const END_MARK: &str = "#end of the echo#";
 
 /// A request the server must never answer: it hides inside a body.
-const HIDDEN: &str = "GET /smuggled HTTP/1.1\r\nHost: conform\r\n\r\n";
+pub(crate) const HIDDEN: &str = "GET /smuggled HTTP/1.1\r\nHost: conform\r\n\r\n";
 
 /// SPEC.md sentences the built-in cases of the conformance contract check, quoted.
 pub(crate) const HANDED_OVER: &str = "SPEC.md#hijack-handover: \"The handed-over bytes followed by every byte later read from the stream MUST equal the bytes the client sent after the last byte consumed by the request head, the handler's body reads and the server's body discard, in order, each exactly once.\"";
@@ -44,7 +44,27 @@ struct Case(Vector);
 /// A case of the conformance contract: `cite` is the SPEC.md sentence it checks, quoted, and
 /// its level is that sentence's.
 fn case(name: &str, level: Level, spec: &str, description: &str, cite: &str) -> Case {
-    Case(Vector {
+    Case(contract_vector(
+        name,
+        level,
+        spec,
+        description,
+        cite,
+        vec![],
+    ))
+}
+
+/// The start of a vector of a case of the contract (its profiles' too): no rule, no per-hop
+/// reason, one connection opened.
+pub(crate) fn contract_vector(
+    name: &str,
+    level: Level,
+    spec: &str,
+    description: &str,
+    cite: &str,
+    needs: Vec<Endpoint>,
+) -> Vector {
+    Vector {
         version: 1,
         name: name.into(),
         level,
@@ -53,9 +73,9 @@ fn case(name: &str, level: Level, spec: &str, description: &str, cite: &str) -> 
         cite: cite.into(),
         rule: String::new(),
         per_hop: String::new(),
-        needs: vec![],
+        needs,
         steps: vec![Step::Connect { conn: 0 }],
-    })
+    }
 }
 
 fn upgraded() -> ResponseExpect {

@@ -122,23 +122,18 @@ pub fn request(authority: &str) -> String {
 struct Case(Vector);
 
 fn case(name: &str, description: &str, cite: &str) -> Case {
-    Case(Vector {
-        version: 1,
-        name: format!("connect/{name}"),
-        level: Level::Must,
-        spec: SPEC.into(),
-        description: description.into(),
-        cite: cite.into(),
-        rule: String::new(),
-        per_hop: String::new(),
-        needs: vec![Endpoint::Connect],
-        steps: vec![Step::Connect { conn: 0 }],
-    })
+    Case(crate::cases::contract_vector(
+        &format!("connect/{name}"),
+        Level::Must,
+        SPEC,
+        description,
+        cite,
+        vec![Endpoint::Connect],
+    ))
 }
 
 const END_MARK: &str = crate::cases::END_MARK;
-const PATTERN: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
-const HIDDEN: &str = "GET /smuggled HTTP/1.1\r\nHost: conform\r\n\r\n";
+use crate::cases::{HIDDEN, PATTERN};
 
 impl Case {
     fn step(mut self, s: Step) -> Case {

@@ -320,36 +320,18 @@ impl Ctx {
                 let Some(c) = self.conns.get_mut(conn) else {
                     return vec![no_conn(*conn)];
                 };
-                crate::websocket::expect_messages(c, &mut self.wire, deadline, messages)
-                    .map_or_else(Vec::new, |(decided, expected, observed)| {
-                        let m = missed(level, expected, observed);
-                        vec![if decided {
-                            m
-                        } else {
-                            StepMiss {
-                                inconclusive: true,
-                                ..m
-                            }
-                        }]
-                    })
+                judged(
+                    level,
+                    crate::websocket::expect_messages(c, &mut self.wire, deadline, messages),
+                )
             }
             Step::ExpectTunnel { conn } => {
                 let Some(c) = self.conns.get_mut(conn) else {
                     return vec![no_conn(*conn)];
                 };
-                crate::connect::expect_tunnel(c, &mut self.wire, deadline).map_or_else(
-                    Vec::new,
-                    |(decided, expected, observed)| {
-                        let m = missed(level, expected, observed);
-                        vec![if decided {
-                            m
-                        } else {
-                            StepMiss {
-                                inconclusive: true,
-                                ..m
-                            }
-                        }]
-                    },
+                judged(
+                    level,
+                    crate::connect::expect_tunnel(c, &mut self.wire, deadline),
                 )
             }
             Step::ExpectEvent {
@@ -404,6 +386,16 @@ impl Ctx {
             // 20 ms, growing to 200 ms: a server that records slowly is not flooded.
             std::thread::sleep(Duration::from_millis((20 * polls).min(200)));
         }
+    }
+}
+
+/// A profile step's check (`None`: it held; else whether it was decided, what was expected,
+/// what was observed) as the step's misses.
+fn judged(level: Level, check: Option<(bool, String, String)>) -> Vec<StepMiss> {
+    match check {
+        None => vec![],
+        Some((true, expected, observed)) => vec![missed(level, expected, observed)],
+        Some((false, expected, observed)) => vec![undecided(level, expected, observed)],
     }
 }
 

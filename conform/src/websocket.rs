@@ -90,18 +90,14 @@ fn message(kind: &str, data: &[u8], repeat: Option<usize>) -> WsMessage {
 struct Case(Vector);
 
 fn case(name: &str, description: &str, cite: &str) -> Case {
-    Case(Vector {
-        version: 1,
-        name: format!("websocket/{name}"),
-        level: Level::Must,
-        spec: SPEC.into(),
-        description: description.into(),
-        cite: cite.into(),
-        rule: String::new(),
-        per_hop: String::new(),
-        needs: vec![Endpoint::Ws],
-        steps: vec![Step::Connect { conn: 0 }],
-    })
+    Case(crate::cases::contract_vector(
+        &format!("websocket/{name}"),
+        Level::Must,
+        SPEC,
+        description,
+        cite,
+        vec![Endpoint::Ws],
+    ))
 }
 
 impl Case {
@@ -153,7 +149,7 @@ impl Case {
 const END_MARK: &str = crate::cases::END_MARK;
 
 /// 64 distinct bytes: a lost or repeated byte shifts every later one.
-const PATTERN: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
+const PATTERN: &[u8] = crate::cases::PATTERN.as_bytes();
 
 /// Every case of the profile, in run order.
 pub fn cases() -> Vec<Vector> {
