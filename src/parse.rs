@@ -272,7 +272,10 @@ fn parse_prefix(
     //= SPEC.md#bad-input
     //# An HTTP/1.1 request without a Host field, or any request with more than one, MUST be answered with 400.
     let hosts = headers.get_all(http::header::HOST).iter().count();
-    if hosts > 1 || (version == Version::HTTP_11 && hosts == 0) {
+    // The mutant: the old rule, Host counted in HTTP/1.1 only (two in HTTP/1.0 accepted).
+    let counted =
+        !cfg!(hijack_mutant = "hosts_counted_in_http11_only") || version == Version::HTTP_11;
+    if (counted && hosts > 1) || (version == Version::HTTP_11 && hosts == 0) {
         return Err(Verdict::BadRequest(
             "a request needs one Host field (HTTP/1.1) and at most one",
         ));

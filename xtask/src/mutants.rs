@@ -114,6 +114,16 @@ pub const MUTANTS: &[Mutant] = &[
         false,
     ),
     Mutant {
+        // The bad-input table's HTTP/1.0 row kills it (the hostile corpus's case too).
+        tests_only: Some(&["bad_input"]),
+        loom: false,
+        ..mutant(
+            "hosts_counted_in_http11_only",
+            "two Host fields are refused only in HTTP/1.1 (the reference's bug found by --explore)",
+            false,
+        )
+    },
+    Mutant {
         // The hostile corpus's chunk-size-upper-hex case kills it; the rest of the suite
         // would only add minutes to test-all's kill-matrix step.
         tests_only: Some(&["hostile"]),
